@@ -1,0 +1,179 @@
+"""The command line: parse flags, call one function per command, print. Nothing else."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+SOURCE_NAMES = ("cv", "fleurs", "voxpopuli", "rixvox", "local")
+
+
+def _fail(msg: str) -> None:
+    click.echo(f"error: {msg}", err=True)
+    sys.exit(2)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="sweaug")
+@click.option("-v", "--verbose", is_flag=True, help="Log what each stage does.")
+def main(verbose: bool) -> None:
+    """Build, augment and ablate Swedish speech corpora for Whisper fine-tuning."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--sources", required=True, help="Comma-separated: " + ",".join(SOURCE_NAMES))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--language", default="sv", show_default=True, help="ISO 639-1 language code.")
+@click.option("--cv-dir", type=click.Path(path_type=Path), help="Common Voice release tarball "
+              "(cv-corpus-*-sv-SE.tar.gz) or its extracted folder.")
+@click.option("--cv-extra", type=click.Choice(["validated"]), multiple=True,
+              help="Also take validated.tsv clips that are in no split (leakage-guarded).")
+@click.option("--fleurs-dir", type=click.Path(path_type=Path),
+              help="Local copy of google/fleurs (data/<config>/...); default: fetch from the Hub.")
+@click.option("--fleurs-revision", help="Hub revision of google/fleurs (default: pinned).")
+@click.option("--voxpopuli-dir", type=click.Path(path_type=Path),
+              help="Local copy of facebook/voxpopuli (data/<lang>/...); default: the Hub.")
+@click.option("--voxpopuli-revision", help="Hub revision of facebook/voxpopuli (default: pinned).")
+@click.option("--rixvox-dir", type=click.Path(path_type=Path),
+              help="Local copy of KBLab/rixvox (data/...); default: stream from the Hub.")
+@click.option("--rixvox-revision", help="Hub revision of KBLab/rixvox (default: pinned).")
+@click.option("--local-dir", type=click.Path(path_type=Path),
+              help="Folder with audio + metadata.tsv/.csv/.jsonl (path, text[, speaker][, split]).")
+@click.option("--max-hours", type=float, help="Per split, for streamed sources (rixvox).")
+@click.option("--eval", "eval_dirs", multiple=True, type=click.Path(path_type=Path, exists=True),
+              help="Extra evaluation shard folder(s) to guard against (repeatable).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--shard-samples", type=int, default=2000, show_default=True)
+@click.option("--shard-mb", type=int, default=512, show_default=True, help="Max MiB per shard.")
+@click.option("--min-duration", type=float, default=0.5, show_default=True)
+@click.option("--max-duration", type=float, default=30.0, show_default=True)
+@click.option("--min-cps", type=float, default=1.0, show_default=True,
+              help="Min characters per second (training splits).")
+@click.option("--max-cps", type=float, default=25.0, show_default=True)
+@click.option("--max-clip-fraction", type=float, default=0.01, show_default=True,
+              help="Max share of samples at full scale (training splits).")
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Extraction/index cache (default ~/.cache/sweaug); Hub files use the HF cache.")
+@click.option("--strict", is_flag=True, help="Stop on unexpected per-item errors.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision, voxpopuli_dir,
+          voxpopuli_revision, rixvox_dir, rixvox_revision, local_dir, max_hours, eval_dirs,
+          workers, shard_samples, shard_mb, min_duration, max_duration, min_cps, max_cps,
+          max_clip_fraction, cache_dir, strict, no_progress):
+    """Build normalized WebDataset shards from public Swedish speech sources."""
+    from .build import BuildConfig, build as run_build
+    from .filters import FilterConfig
+    from .records import SourceError
+    from .sources import SourceOptions
+
+    names = [s.strip() for s in sources.split(",") if s.strip()]
+    unknown = [n for n in names if n not in SOURCE_NAMES]
+    if unknown or not names:
+        _fail(f"unknown source(s) {', '.join(unknown) or '(none)'}; choose from "
+              f"{', '.join(SOURCE_NAMES)}")
+    if workers < 1:
+        _fail("--workers must be at least 1")
+    paths = {"cv": cv_dir, "fleurs": fleurs_dir, "voxpopuli": voxpopuli_dir,
+             "rixvox": rixvox_dir, "local": local_dir}
+    revisions = {"fleurs": fleurs_revision, "voxpopuli": voxpopuli_revision,
+                 "rixvox": rixvox_revision}
+    try:
+        filters = FilterConfig(min_duration, max_duration, min_cps, max_cps, max_clip_fraction)
+        opts = {n: SourceOptions(path=paths[n], language=language, cache_dir=cache_dir,
+                                 revision=revisions.get(n), max_hours=max_hours,
+                                 extra=tuple(cv_extra) if n == "cv" else ())
+                for n in names}
+        cfg = BuildConfig(out=out, sources=opts, workers=workers, shard_samples=shard_samples,
+                          shard_bytes=shard_mb * 1024 * 1024, filters=filters,
+                          eval_dirs=tuple(eval_dirs), strict=strict)
+        bar = None if no_progress else _HoursBar()
+        try:
+            manifest = run_build(cfg, progress=bar)
+        finally:
+            if bar:
+                bar.close()
+    except (SourceError, ValueError) as e:
+        _fail(str(e))
+    from .manifest import format_table
+    click.echo(format_table(manifest))
+    click.echo(f"\nwrote {out}/manifest.json and {out}/leakage.tsv")
+
+
+class _HoursBar:
+    """A tqdm bar in audio hours with an ETA."""
+
+    def __init__(self):
+        self._bar = None
+
+    def __call__(self, done_s: float, total_s: float) -> None:
+        from tqdm import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(total=round(total_s / 3600, 3), unit="h", desc="audio",
+                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f} h "
+                                        "[{elapsed}<{remaining}]")
+        self._bar.n = round(done_s / 3600, 3)
+        self._bar.refresh()
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+
+
+@main.command()
+@click.argument("corpus", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def stats(corpus: Path):
+    """Print a corpus manifest as a table."""
+    from .manifest import format_table, read_manifest
+    from .records import SourceError
+
+    try:
+        click.echo(format_table(read_manifest(corpus)))
+    except SourceError as e:
+        _fail(str(e))
+
+
+@main.group()
+def download():
+    """Fetch a source ahead of a build."""
+
+
+@download.command("cv")
+@click.option("--dataset-id", required=True,
+              help="The Mozilla Data Collective dataset id (the end of the dataset page's URL).")
+@click.option("--dest", type=click.Path(path_type=Path), help="Download folder.")
+def download_cv(dataset_id: str, dest: Path | None):
+    """Common Voice from Mozilla Data Collective (needs MDC_API_KEY; never re-hosted)."""
+    from .records import SourceError
+    from .sources.cv import download as cv_download
+
+    try:
+        click.echo(cv_download(dataset_id, dest))
+    except SourceError as e:
+        _fail(str(e))
+
+
+@download.command("hub")
+@click.argument("source", type=click.Choice(["fleurs", "voxpopuli", "rixvox"]))
+@click.option("--language", default="sv", show_default=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path))
+def download_hub(source: str, language: str, cache_dir: Path | None):
+    """Fetch a Hub-hosted source's files (metadata only for rixvox) into the HF cache."""
+    from .records import SourceError
+    from .sources import SourceOptions, get_source
+
+    try:
+        click.echo(get_source(source, SourceOptions(language=language, cache_dir=cache_dir))
+                   .download())
+    except SourceError as e:
+        _fail(str(e))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,60 @@
+"""The leakage guard: no training record may share a sentence with any evaluation set (of any
+source) or a speaker with an evaluation split of its own source.
+
+Evaluation splits of every source being built, and any ``--eval`` shard folder, are
+registered before any training record is accepted.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .records import Utterance
+
+
+class LeakageGuard:
+    def __init__(self) -> None:
+        self._sentences: dict[str, str] = {}  # normalized sentence -> where it was seen
+        self._speakers: dict[tuple[str, str], str] = {}  # (source, speaker) -> where
+
+    def register(self, source: str, split: str, key: str, normalized: str, speaker: str) -> None:
+        where = f"{source}/{split}/{key}"
+        if normalized:
+            self._sentences.setdefault(normalized, where)
+        if speaker:
+            self._speakers.setdefault((source, speaker), where)
+
+    def register_utterance(self, utt: Utterance) -> None:
+        self.register(utt.source, utt.split, utt.key, utt.normalized, utt.speaker)
+
+    def register_shards(self, folder: Path) -> int:
+        """Register every sample of the tar shards under ``folder`` (an ``--eval`` set)."""
+        from .shards import iter_samples
+
+        shards = sorted(Path(folder).rglob("*.tar"))
+        if not shards:
+            from .records import SourceError
+            raise SourceError(f"--eval {folder}: no .tar shards found there")
+        n = 0
+        for shard in shards:
+            for key, files in iter_samples(shard):
+                meta = json.loads(files["json"])
+                self.register(meta["source"], meta["split"], key, meta["text_normalized"],
+                              meta.get("speaker", ""))
+                n += 1
+        return n
+
+    @property
+    def sentence_count(self) -> int:
+        return len(self._sentences)
+
+    def check(self, utt: Utterance) -> tuple[str, str] | None:
+        """``(reason, where)`` when a training record leaks, else None."""
+        where = self._sentences.get(utt.normalized)
+        if where is not None:
+            return "leak_sentence", where
+        if utt.speaker:
+            where = self._speakers.get((utt.source, utt.speaker))
+            if where is not None:
+                return "leak_speaker", where
+        return None

@@ -1,0 +1,115 @@
+"""A user's own data: a folder of audio files plus ``metadata.tsv`` / ``.csv`` / ``.jsonl``
+with ``path, text[, speaker][, split]`` (paths relative to the folder).
+
+Rows without a ``split`` column (or value) go to ``train``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Iterator
+
+from ..records import AudioRef, Drop, SourceError, Utterance, make_key
+from . import Source
+from ._common import Row, read_tsv
+
+METADATA_NAMES = ("metadata.tsv", "metadata.csv", "metadata.jsonl")
+
+
+class LocalFolder(Source):
+    name = "local"
+    extras_fields = ("path",)
+
+    def _folder(self) -> Path:
+        if self.opts.path is None:
+            raise SourceError("local: pass the folder with --local-dir")
+        root = Path(self.opts.path).expanduser()
+        if not root.is_dir():
+            raise SourceError(f"local: {root} is not a folder")
+        return root
+
+    def download(self) -> Path:
+        return self._folder()
+
+    def release(self) -> str:
+        return str(self._metadata_file().name)
+
+    def _metadata_file(self) -> Path:
+        root = self._folder()
+        chosen = self.opts.options.get("metadata")
+        if chosen:
+            return root / chosen
+        for name in METADATA_NAMES:
+            if (root / name).exists():
+                return root / name
+        raise SourceError(f"local: no {' / '.join(METADATA_NAMES)} in {root}")
+
+    def _rows(self, meta: Path) -> Iterator[Row | Drop]:
+        if meta.suffix == ".tsv":
+            yield from read_tsv(meta, self.name, "", required=("path", "text"))
+            return
+        raw = meta.read_bytes()
+        if meta.suffix == ".csv":
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                raise SourceError(f"local: {meta} is not UTF-8: {e}") from None
+            reader = csv.DictReader(io.StringIO(text))
+            if not {"path", "text"} <= set(reader.fieldnames or ()):
+                raise SourceError(f"local: {meta} needs columns path,text "
+                                  f"(has: {','.join(reader.fieldnames or ())})")
+            for i, rec in enumerate(reader, start=2):
+                if None in rec.values() or rec.get(None):
+                    yield Drop(self.name, "", f"{meta.name}:{i}", "missing_fields", "")
+                else:
+                    yield Row(i, rec)
+            return
+        for i, line in enumerate(raw.split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                yield Drop(self.name, "", f"{meta.name}:{i}", "non_utf8_text"
+                           if isinstance(e, UnicodeDecodeError) else "missing_fields", str(e)[:120])
+                continue
+            if not isinstance(rec, dict) or not {"path", "text"} <= set(rec):
+                yield Drop(self.name, "", f"{meta.name}:{i}", "missing_fields", "needs path, text")
+                continue
+            yield Row(i, {k: "" if v is None else str(v) for k, v in rec.items()})
+
+    def records(self, split: str) -> Iterator[Utterance | Drop]:
+        root, meta = self._folder(), self._metadata_file()
+        if not meta.exists():
+            raise SourceError(f"local: missing metadata file {meta}")
+        seen: set[str] = set()
+        for row in self._rows(meta):
+            if isinstance(row, Drop):
+                if split == "train":  # count file-level problems once
+                    yield Drop(row.source, split, row.item, row.reason, row.detail)
+                continue
+            f = row.fields
+            row_split = {"dev": "validation", "valid": "validation"}.get(
+                f.get("split", "").strip(), f.get("split", "").strip() or "train")
+            if row_split != split:
+                continue
+            rel, where = f["path"].strip(), f"{meta.name}:{row.line}"
+            audio = (root / rel).resolve()
+            if not rel or not audio.is_relative_to(root.resolve()):
+                yield Drop(self.name, split, where, "missing_fields", f"bad path {rel!r}")
+                continue
+            if rel in seen:
+                yield Drop(self.name, split, where, "duplicate_id", rel)
+                continue
+            seen.add(rel)
+            if not audio.is_file():
+                yield Drop(self.name, split, where, "missing_audio", rel)
+                continue
+            source_id = rel.rsplit(".", 1)[0] if "." in Path(rel).name else rel
+            yield Utterance(
+                key=make_key(self.name, source_id), source=self.name, split=split,
+                language=self.opts.language, source_id=source_id, text=f["text"],
+                speaker=f.get("speaker", "").strip(), gender=f.get("gender", "").strip().lower(),
+                audio=AudioRef(str(audio)), extras=self.extras(path=rel))
