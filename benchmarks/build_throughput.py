@@ -2,7 +2,7 @@
 """Build throughput and memory benchmark: sweaug vs Hugging Face ``datasets`` vs a bare codec loop.
 
     python benchmarks/build_throughput.py [--clips 2000] [--workdir DIR] [--keep]
-                                          [--rss-scale 10] [--profile]
+                                          [--rss-scale 10] [--profile] [--no-diagnostic]
 
 One run does:
 
@@ -23,7 +23,10 @@ One run does:
    the wrapper reports getrusage(RUSAGE_CHILDREN).
 3. Prints audio seconds, CPU seconds, wall seconds, audio-s per CPU-s and per wall-s, and the
    target ratios (PASS/FAIL): sweaug(1 worker)/datasets >= 3x and sweaug(1 worker)/bare loop
-   >= 0.7x in audio-s per CPU-s; sweaug 2-worker / 1-worker wall speed >= 1.7x.
+   >= 0.7x in audio-s per CPU-s; sweaug 2-worker / 1-worker wall speed >= 1.7x. With
+   ``--diagnostic`` (default on) also ``--workers 2 --shard-samples 200``, no target: sweaug's
+   partitions are ``--shard-samples`` (2000) records, so a 2,000-clip input has only 3 of them
+   (one per split) and the 2-worker speed-up is bounded by the train partition.
 4. Peak RSS of ``sweaug build --workers 1`` on the 1x input and on an ``--rss-scale`` x input
    (hard links of the 1x clips under new names; ``--rss-scale 0`` skips it): ru_maxrss of the
    largest process, plus the sampled peak of the whole tree's summed RSS (psutil).
@@ -524,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="peak-RSS run on this many times the clips (0: skip)")
     ap.add_argument("--profile", action="store_true",
                     help="also print a cProfile of a 1-worker sweaug build")
+    ap.add_argument("--diagnostic", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time sweaug --workers 2 --shard-samples 200 (not a target: shows "
+                         "how the 2-worker speed-up depends on the partition size)")
     ap.add_argument("--child", nargs=3, metavar=("METHOD", "IN", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -538,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     inp = make_input(work, args.clips)
     warm_cache(inp)
     outs = {"sweaug-w1": work / "out-sweaug-w1", "sweaug-w2": work / "out-sweaug-w2",
-            "datasets": work / "out-datasets", "bare": work / "out-bare"}
+            "datasets": work / "out-datasets", "bare": work / "out-bare",
+            "sweaug-w2-p200": work / "out-sweaug-w2-p200"}
     for o in outs.values():
         shutil.rmtree(o, ignore_errors=True)
     logs = work / "logs"
@@ -555,6 +562,11 @@ def main(argv: list[str] | None = None) -> int:
                             self_cmd("--child", "datasets", str(inp), str(outs["datasets"])),
                             logs / "datasets.log"),
     }
+    if args.diagnostic:
+        runs["sweaug-w2-p200"] = measure(
+            "sweaug --workers 2 --shard-samples 200",
+            sweaug_cmd(inp, outs["sweaug-w2-p200"], 2, ["--shard-samples", "200"]),
+            logs / "sweaug-w2-p200.log")
     results = {k: read_output(outs[k]) for k in runs}
     for k, r in runs.items():
         r["samples"] = len(results[k]["frames"])
@@ -578,7 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     # ---- the report ----
     print(f"\n== build throughput: {args.clips} clips of 48 kHz mono mp3 (Common Voice 17.0 "
           f"layout) -> 16 kHz mono FLAC WebDataset shards ==")
-    print_table([runs[k] for k in ("sweaug-w1", "sweaug-w2", "datasets", "bare")] + rss_runs)
+    print_table([runs[k] for k in ("sweaug-w1", "sweaug-w2", "sweaug-w2-p200", "datasets", "bare")
+                 if k in runs] + rss_runs)
     w1, w2, hf, bare = (runs[k] for k in ("sweaug-w1", "sweaug-w2", "datasets", "bare"))
     eff = {k: r["audio"] / r["cpu"] for k, r in runs.items()}
     print("\nratios:")
@@ -588,6 +601,10 @@ def main(argv: list[str] | None = None) -> int:
                   TARGET_VS_BARE),
           verdict("sweaug 2 workers / 1 worker, audio-s per wall-s",
                   (w2["audio"] / w2["wall"]) / (w1["audio"] / w1["wall"]), TARGET_SCALING)]
+    if "sweaug-w2-p200" in runs:
+        d = runs["sweaug-w2-p200"]
+        print(f"  (diagnostic, no target) sweaug 2 workers --shard-samples 200 / 1 worker, "
+              f"audio-s per wall-s: {(d['audio'] / d['wall']) / (w1['audio'] / w1['wall']):.2f}x")
     if rss_runs:
         rb = rss_runs[0]
         print(f"\npeak RSS, sweaug --workers 1 (ru_maxrss): {args.clips} clips "
@@ -602,14 +619,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  sweaug drops (1x input): {drops or 'none'}")
     ref = results["sweaug-w1"]["frames"]
     consistent = True
-    for k in ("sweaug-w2", "datasets", "bare"):
+    for k in [k for k in runs if k != "sweaug-w1"]:
         other = results[k]["frames"]
         missing, extra = sorted(set(ref) - set(other)), sorted(set(other) - set(ref))
         common = set(ref) & set(other)
         diffs = [abs(ref[c] - other[c]) for c in common]
         same = not missing and not extra
         consistent &= same
-        print(f"  {runs[k]['name']:<30} samples {len(other)} vs sweaug {len(ref)}: "
+        print(f"  {runs[k]['name']:<40} samples {len(other)} vs sweaug {len(ref)}: "
               f"{'same keys' if same else f'{len(missing)} missing, {len(extra)} extra'}; "
               f"frame-count difference max {max(diffs, default=0)}, "
               f"mean {sum(diffs) / max(len(diffs), 1):.1f}")

@@ -257,6 +257,13 @@ def _finalize(out: Path, parts: list[Partition], results: dict, state: Path, fin
     for held, final in moves:
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(held, final)
+    # what earlier, different builds left in the state folder is of no further use
+    current = {record_path(state, p) for p in parts}
+    for f in (state / "parts").rglob("*.json") if (state / "parts").is_dir() else ():
+        if f not in current:
+            f.unlink()
+    for f in (state / "staging").rglob("*.tar") if (state / "staging").is_dir() else ():
+        f.unlink()
     return index
 
 

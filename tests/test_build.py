@@ -265,8 +265,8 @@ def test_rixvox_streams_a_slice_from_the_hub_cache(tmp_path, env):
 
 
 def test_eval_folder_guards_training_data(build_a, tmp_path, env):
-    """An --eval shard set registers its sentences: a CV build guarded by build_a's FLEURS test
-    split drops nothing from CV (no overlap), but guarding FLEURS train by itself drops all."""
+    """An --eval shard set is registered before any training record is judged: the local
+    folder's sentences, built once, then guarded against that very build, all leak."""
     out = tmp_path / "g"
     sweaug(env, "build", "--sources", "local", "--local-dir", FIX / "local", "--out", out,
            "--eval", build_a / "local", "--no-progress")
