@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from itertools import groupby
 from pathlib import Path
@@ -36,18 +35,32 @@ class Settings:
 
 @dataclass(frozen=True)
 class Partition:
+    """One job of a build (see jobs.py): records of one (source, split), written by one worker."""
+
     source: str
     split: str
     index: int
     records: tuple[Utterance, ...]
+    settings: Settings
     archive: str | None = None
+
+    @property
+    def group(self) -> str:
+        return self.source
 
     @property
     def name(self) -> str:
         return f"{self.source}/{self.split}/{self.index:05d}"
 
-    def input_hash(self, settings: Settings) -> str:
-        h = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
+    @property
+    def weight(self) -> float:
+        return sum(u.duration if u.duration else 5.0 for u in self.records)
+
+    def run(self, state: Path) -> dict:
+        return run_partition(self, state)
+
+    def input_hash(self) -> str:
+        h = hashlib.sha256(json.dumps(asdict(self.settings), sort_keys=True).encode())
         for u in self.records:
             h.update(json.dumps([u.key, u.split, u.audio.path, u.audio.member, u.text, u.target,
                                  u.normalized, u.speaker, u.gender, u.duration, u.source_id,
@@ -55,18 +68,19 @@ class Partition:
         return h.hexdigest()
 
 
-def make_partitions(records: list[Utterance], shard_samples: int) -> list[Partition]:
+def make_partitions(records: list[Utterance], settings: Settings) -> list[Partition]:
     """Cut one (source, split)'s records into partitions, deterministically."""
+    shard_samples = settings.shard_samples
     out: list[Partition] = []
     recs = sorted(records, key=lambda u: (u.audio.path if u.audio.member else "", u.key))
     loose = [u for u in recs if u.audio.member is None]
     for start in range(0, len(loose), shard_samples):
         chunk = tuple(loose[start:start + shard_samples])
-        out.append(Partition(chunk[0].source, chunk[0].split, len(out), chunk))
+        out.append(Partition(chunk[0].source, chunk[0].split, len(out), chunk, settings))
     in_archives = [u for u in recs if u.audio.member is not None]
     for archive, group in groupby(in_archives, key=lambda u: u.audio.path):
         chunk = tuple(group)
-        out.append(Partition(chunk[0].source, chunk[0].split, len(out), chunk, archive))
+        out.append(Partition(chunk[0].source, chunk[0].split, len(out), chunk, settings, archive))
     return out
 
 
@@ -105,11 +119,7 @@ def _audio_bytes(part: Partition) -> Iterator[tuple[Utterance, bytes | None, str
         yield by_member[member], None, f"{member} not found in {part.archive}"
 
 
-def staging_name(staging: Path, part: Partition, j: int) -> Path:
-    return staging / part.source / part.split / f"{part.index:05d}-{j:03d}.tar"
-
-
-def run_partition(part: Partition, settings: Settings, state_dir: Path) -> dict:
+def run_partition(part: Partition, state_dir: Path) -> dict:
     """Build one partition's shards in the staging area and record what was done.
 
     Per-item problems become drops; the partition record is written (atomically) only after
@@ -117,13 +127,14 @@ def run_partition(part: Partition, settings: Settings, state_dir: Path) -> dict:
     """
     from . import audio
     from .filters import FilterConfig, audio_reason
-    from .shards import ShardWriter, atomic_write_bytes, sample_json
+    from .jobs import staging_name, write_record
+    from .shards import ShardWriter, sample_json
 
-    staging = state_dir / "staging"
-    for old in (staging / part.source / part.split).glob(f"{part.index:05d}-*.tar"):
+    settings = part.settings
+    for old in staging_name(state_dir, part, 0).parent.glob(f"{part.index:05d}-*.tar"):
         old.unlink()
     filters = FilterConfig(**settings.filters)
-    writer = ShardWriter(lambda j: staging_name(staging, part, j), settings.shard_samples,
+    writer = ShardWriter(lambda j: staging_name(state_dir, part, j), settings.shard_samples,
                          settings.shard_bytes)
     drops: list[Drop] = []
     seconds, speakers, genders = 0.0, set(), {}
@@ -159,24 +170,12 @@ def run_partition(part: Partition, settings: Settings, state_dir: Path) -> dict:
         writer.abort()
         raise
     result = {
-        "partition": part.name, "input": part.input_hash(settings),
+        "partition": part.name, "input": part.input_hash(),
         "shards": [{"staged": s.path.name, "sha256": s.sha256, "samples": s.samples,
                     "bytes": s.bytes} for s in shards],
         "samples": sum(s.samples for s in shards), "seconds": round(seconds, 4),
         "speakers": sorted(speakers), "genders": dict(sorted(genders.items())),
         "drops": [d.as_dict() for d in drops],
     }
-    atomic_write_bytes(record_path(state_dir, part),
-                       json.dumps(result, ensure_ascii=False, sort_keys=True).encode())
+    write_record(state_dir, part, result)
     return result
-
-
-def record_path(state_dir: Path, part: Partition) -> Path:
-    return state_dir / "parts" / part.source / part.split / f"{part.index:05d}.json"
-
-
-def run_in_pool(args: tuple) -> dict:
-    """Entry point of a pool worker (one argument tuple, picklable)."""
-    part, settings, state_dir = args
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    return run_partition(part, settings, state_dir)

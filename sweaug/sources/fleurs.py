@@ -15,7 +15,7 @@ from typing import Iterator
 
 from ..records import AudioRef, Drop, SourceError, Utterance, make_key
 from . import Source
-from ._common import Row, hub_files, index_archive, read_tsv
+from ._common import hub_files, index_archive, read_tsv
 
 REPO_ID = "google/fleurs"
 # The pinned revision lives in manifests/fleurs.yaml; --fleurs-revision overrides it.

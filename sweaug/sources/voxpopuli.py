@@ -13,7 +13,7 @@ from typing import Iterator
 
 from ..records import AudioRef, Drop, SourceError, Utterance, make_key
 from . import Source
-from ._common import Row, hub_files, index_archive, read_tsv
+from ._common import hub_files, index_archive, read_tsv
 
 REPO_ID = "facebook/voxpopuli"
 ASR_LANGUAGES = ("en", "de", "fr", "es", "pl", "it", "ro", "hu", "cs", "nl", "fi", "hr", "sk",
