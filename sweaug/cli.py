@@ -106,24 +106,71 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
 
 
 class _HoursBar:
-    """A tqdm bar in audio hours with an ETA."""
+    """A tqdm bar with an ETA: audio hours for a build, copies for augment."""
 
-    def __init__(self):
-        self._bar = None
+    def __init__(self, unit: str = "h", scale: float = 3600):
+        self._bar, self.unit, self.scale = None, unit, scale
 
-    def __call__(self, done_s: float, total_s: float) -> None:
+    def __call__(self, done: float, total: float) -> None:
         from tqdm import tqdm
 
         if self._bar is None:
-            self._bar = tqdm(total=round(total_s / 3600, 3), unit="h", desc="audio",
-                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f} h "
-                                        "[{elapsed}<{remaining}]")
-        self._bar.n = round(done_s / 3600, 3)
+            self._bar = tqdm(total=round(total / self.scale, 3), unit=self.unit, desc="audio",
+                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f} "
+                                        + self.unit + " [{elapsed}<{remaining}]")
+        self._bar.n = round(done / self.scale, 3)
         self._bar.refresh()
 
     def close(self):
         if self._bar is not None:
             self._bar.close()
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--recipe", type=click.Path(path_type=Path), required=True,
+              help="An augmentation recipe, e.g. recipes/augment/default.yaml.")
+@click.option("--copies", type=int, default=1, show_default=True,
+              help="Augmented copies of every sample (originals are not repeated).")
+@click.option("--seed", type=int, required=True, help="Global seed: same seed, same bytes.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--splits", help="Comma-separated splits to augment (default: all in FOLDER).")
+@click.option("--noise-dir", type=click.Path(path_type=Path),
+              help="Noise folder for ${noise_dir} (default: the bundled sample's noise).")
+@click.option("--rir-dir", type=click.Path(path_type=Path),
+              help="Impulse responses for ${rir_dir} (default: the bundled sample's).")
+@click.option("--workers", type=int, default=1, show_default=True)
+@click.option("--shard-samples", type=int, default=2000, show_default=True)
+@click.option("--shard-mb", type=int, default=512, show_default=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Where prepared noise/RIR folders are cached (default ~/.cache/sweaug).")
+@click.option("--no-progress", is_flag=True)
+def augment(folder, recipe, copies, seed, out, splits, noise_dir, rir_dir, workers,
+            shard_samples, shard_mb, cache_dir, no_progress):
+    """Write augmented copies of a shard folder (e.g. corpus/cv) with a recipe."""
+    from .augment import RecipeError, load_recipe
+    from .augment.offline import augment_corpus
+    from .records import SourceError
+
+    if workers < 1:
+        _fail("--workers must be at least 1")
+    try:
+        rec = load_recipe(recipe, noise_dir=noise_dir, rir_dir=rir_dir)
+        bar = None if no_progress else _HoursBar(unit="copies", scale=1)
+        try:
+            manifest = augment_corpus(
+                folder, rec, copies, seed, out,
+                splits=tuple(s.strip() for s in splits.split(",")) if splits else None,
+                workers=workers, shard_samples=shard_samples, shard_bytes=shard_mb << 20,
+                cache_dir=cache_dir, progress=bar)
+        finally:
+            if bar:
+                bar.close()
+    except (RecipeError, SourceError, ValueError) as e:
+        _fail(str(e))
+    from .manifest import format_table
+    click.echo(format_table(manifest))
+    click.echo(f"\nwrote {out}/manifest.json")
 
 
 @main.command()

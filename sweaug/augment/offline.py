@@ -1,0 +1,198 @@
+"""``sweaug augment``: N augmented copies of every sample of a shard folder, into new shards.
+
+One job per input shard (see jobs.py): the same input shards + recipe + seed give
+byte-identical output for any ``--workers``, a killed run resumes, and the output folder gets
+its own manifest naming the input manifest it came from.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..records import SourceError
+from .recipe import Recipe
+
+log = logging.getLogger("sweaug.augment")
+
+
+@dataclass(frozen=True)
+class AugmentJob:
+    shard: str  # input shard path
+    sha256: str
+    samples: int
+    split: str
+    index: int
+    recipe: Recipe
+    seed: int
+    copies: int
+    shard_samples: int
+    shard_bytes: int
+    cache_dir: str
+    version: str
+    group: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}/{self.index:05d}"
+
+    @property
+    def weight(self) -> float:
+        return float(self.samples * self.copies)
+
+    def input_hash(self) -> str:
+        steps = [(s.name, sorted(s.params.items())) for s in self.recipe.steps]
+        return hashlib.sha256(json.dumps(
+            [self.sha256, self.recipe.sha256, repr(steps), self.seed, self.copies,
+             self.shard_samples, self.shard_bytes, self.version]).encode()).hexdigest()
+
+    def run(self, state: Path) -> dict:
+        return _run(self, state)
+
+
+def _run(job: AugmentJob, state: Path) -> dict:
+    import numpy as np
+    import soundfile as sf
+
+    from ..audio import CLIP_LEVEL, encode_flac
+    from ..jobs import staging_name, write_record
+    from ..shards import ShardWriter, iter_samples, sample_json
+    from .augmenter import AugmentError, Augmenter
+
+    for old in staging_name(state, job, 0).parent.glob(f"{job.index:05d}-*.tar"):
+        old.unlink()
+    aug = Augmenter(job.recipe, job.seed, Path(job.cache_dir))
+    writer = ShardWriter(lambda j: staging_name(state, job, j), job.shard_samples, job.shard_bytes)
+    drops, seconds, fired, unchanged = [], 0.0, 0, 0
+    try:
+        for key, files in iter_samples(Path(job.shard)):
+            meta = json.loads(files["json"])
+            x, sr = sf.read(io.BytesIO(files["flac"]), dtype="float32")
+            for copy in range(job.copies):
+                try:
+                    y, applied = aug(x, sr, key, copy)
+                except AugmentError as e:
+                    log.warning("%s copy %d: %s", key, copy, e)
+                    drops.append({"source": meta.get("source", ""), "split": job.split,
+                                  "item": f"{key}#{copy}", "reason": e.reason, "detail": e.detail})
+                    continue
+                out = dict(meta)
+                out.update(key=f"{key}-aug{copy}", original_key=key,
+                           duration=round(y.size / sr, 4), num_samples=int(y.size),
+                           rms_dbfs=round(float(20 * np.log10(max(float(np.sqrt(np.mean(
+                               np.square(y, dtype=np.float64)))), 1e-10))), 2),
+                           clip_fraction=round(float(np.count_nonzero(np.abs(y) >= CLIP_LEVEL))
+                                               / y.size, 6),
+                           augment={"recipe": job.recipe.name, "recipe_sha256": job.recipe.sha256,
+                                    "seed": job.seed, "copy": copy, "applied": applied})
+                writer.write(out["key"], [("flac", encode_flac(y)), ("json", sample_json(out))])
+                seconds += y.size / sr
+                fired += bool(applied)
+                unchanged += not applied
+        shards = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    result = {"job": job.name, "input": job.input_hash(),
+              "shards": [{"staged": s.path.name, "sha256": s.sha256, "samples": s.samples,
+                          "bytes": s.bytes} for s in shards],
+              "samples": sum(s.samples for s in shards), "seconds": round(seconds, 4),
+              "augmented": fired, "unchanged": unchanged, "drops": drops}
+    write_record(state, job, result)
+    return result
+
+
+def find_input(folder: Path) -> tuple[dict, Path, str, dict]:
+    """(manifest, manifest path, source name, splits) of a shard folder: a build's source
+    folder (``corpus/cv``, manifest one level up) or an augmented folder (its own manifest)."""
+    folder = Path(folder)
+    for mpath, name in ((folder / "manifest.json", None), (folder.parent / "manifest.json",
+                                                           folder.name)):
+        if mpath.exists():
+            m = json.loads(mpath.read_text(encoding="utf-8"))
+            sources = m.get("sources", {})
+            name = name or next(iter(sources), None)
+            if name in sources:
+                return m, mpath, name, sources[name]["splits"]
+    raise SourceError(f"{folder}: no manifest.json here or one level up that lists it: "
+                      f"augment takes a `sweaug build` source folder such as corpus/cv")
+
+
+def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Path,
+                   splits: tuple[str, ...] | None = None, workers: int = 1,
+                   shard_samples: int = 2000, shard_bytes: int = 512 << 20,
+                   cache_dir: Path | None = None,
+                   progress: Callable[[float, float], None] | None = None) -> dict:
+    import os
+
+    from .. import __version__
+    from ..jobs import run_jobs
+    from ..shards import atomic_write_bytes, sha256_file
+
+    if copies < 1:
+        raise ValueError("--copies must be at least 1")
+    folder, out = Path(folder), Path(out)
+    manifest, mpath, source, in_splits = find_input(folder)
+    chosen = tuple(splits) if splits else tuple(sorted(in_splits))
+    missing = [s for s in chosen if s not in in_splits]
+    if missing:
+        raise SourceError(f"{folder} has no split {', '.join(missing)} "
+                          f"(it has: {', '.join(sorted(in_splits))})")
+    base = mpath.parent
+    cache = str(cache_dir or os.environ.get("SWEAUG_CACHE", Path.home() / ".cache" / "sweaug"))
+    jobs = []
+    for split in chosen:
+        for i, s in enumerate(in_splits[split]["shards"]):
+            shard = base / s["path"]
+            if not shard.exists():
+                raise SourceError(f"input shard {shard} is missing")
+            if sha256_file(shard) != s["sha256"]:
+                raise SourceError(f"input shard {shard} does not match the sha256 in {mpath}: "
+                                  f"refusing to augment corrupt data")
+            jobs.append(AugmentJob(str(shard), s["sha256"], s["samples"], split, i, recipe,
+                                   int(seed), copies, shard_samples, shard_bytes, cache,
+                                   __version__))
+    results, index = run_jobs(out, jobs, workers, progress)
+    drops, out_splits = [], {}
+    for split in chosen:
+        rs = [results[j.name] for j in jobs if j.split == split]
+        counts: dict[str, int] = {}
+        for r in rs:
+            for d in r["drops"]:
+                counts[d["reason"]] = counts.get(d["reason"], 0) + 1
+                drops.append(d)
+        out_splits[split] = {
+            "samples": sum(r["samples"] for r in rs),
+            "hours": round(sum(r["seconds"] for r in rs) / 3600, 4),
+            "speakers": in_splits[split].get("speakers", 0),
+            "augmented": sum(r["augmented"] for r in rs),
+            "unchanged": sum(r["unchanged"] for r in rs),
+            "drops": dict(sorted(counts.items())), "shards": index.get(split, []),
+        }
+    src = manifest["sources"][source]
+    result = {
+        "format": "sweaug-augmented/1", "sweaug_version": __version__,
+        "normalizer_version": manifest.get("normalizer_version", ""),
+        "input": {"folder": os.path.relpath(folder, out), "source": source,
+                  "manifest": os.path.relpath(mpath, out), "manifest_sha256": sha256_file(mpath)},
+        "augment": {"recipe": recipe.name, "recipe_file": recipe.path,
+                    "recipe_sha256": recipe.sha256, "seed": int(seed), "copies": copies,
+                    "transforms": [{"name": s.name, "line": s.line,
+                                    "parameters": {k: (Path(v).name if k in ("sounds_path", "ir_path")
+                                                       else v) for k, v in s.params.items()}}
+                                   for s in recipe.steps]},
+        "sources": {out.name: {"release": f"{source} {src.get('release', '')}, augmented with "
+                                          f"{recipe.name} (seed {seed}, {copies} copies)",
+                               "language": src.get("language", ""),
+                               "license": src.get("license", ""),
+                               "citation": src.get("citation", ""), "splits": out_splits}},
+        "drops": sorted(drops, key=lambda d: (d["split"], d["item"])),
+        "leakage": {"file": "", "count": 0},
+    }
+    atomic_write_bytes(out / "manifest.json",
+                       json.dumps(result, ensure_ascii=False, indent=1, sort_keys=True).encode())
+    return result
