@@ -44,8 +44,9 @@ class Clip:
         return self.num_samples / TARGET_SR
 
 
-def decode(data: bytes, expected_seconds: float | None = None) -> tuple[np.ndarray, int]:
-    """Decode ``data`` to float32 ``(frames, channels)`` and its sample rate.
+def decode(data: bytes | str, expected_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode ``data`` (bytes, or a file path: decoding from a path saves libsndfile's
+    per-block callbacks into Python) to float32 ``(frames, channels)`` and its sample rate.
 
     Raises AudioError(empty_audio | corrupt_audio | truncated_audio). A clip counts as
     truncated when it decodes to less than 90 % of the length its own header announces,
@@ -53,10 +54,16 @@ def decode(data: bytes, expected_seconds: float | None = None) -> tuple[np.ndarr
     """
     import soundfile as sf
 
-    if not data:
+    if isinstance(data, str):
+        with open(data, "rb") as fh:
+            head = fh.read(1 << 16)
+            size = fh.seek(0, 2)
+    else:
+        head, size = data, len(data)
+    if not size:
         raise AudioError("empty_audio", "0 bytes")
     try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
+        with sf.SoundFile(data if isinstance(data, str) else io.BytesIO(data)) as f:
             sr = f.samplerate
             announced = f.frames
             x = f.read(dtype="float32", always_2d=True)
@@ -65,7 +72,7 @@ def decode(data: bytes, expected_seconds: float | None = None) -> tuple[np.ndarr
         raise AudioError("corrupt_audio", f"{type(e).__name__}: {msg}".splitlines()[0][:200])
     if x.shape[0] == 0:
         raise AudioError("empty_audio", "no samples")
-    declared = _wav_declared_bytes(data)
+    declared = _wav_declared_bytes(head, size)
     if declared is not None and declared[1] < TRUNCATION_TOLERANCE * declared[0]:
         raise AudioError("truncated_audio", f"WAV data chunk has {declared[1]} of "
                                             f"{declared[0]} announced bytes")
@@ -77,8 +84,9 @@ def decode(data: bytes, expected_seconds: float | None = None) -> tuple[np.ndarr
     return x, sr
 
 
-def _wav_declared_bytes(data: bytes) -> tuple[int, int] | None:
+def _wav_declared_bytes(data: bytes, size: int) -> tuple[int, int] | None:
     """(announced, present) bytes of a RIFF/WAVE data chunk; None if not a plain WAV.
+    ``data`` is the file's start, ``size`` its whole length.
 
     libsndfile silently shortens a WAV whose data chunk is cut off, so the check is ours.
     """
@@ -86,12 +94,12 @@ def _wav_declared_bytes(data: bytes) -> tuple[int, int] | None:
         return None
     pos = 12
     while pos + 8 <= len(data):
-        cid, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        cid, field = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
         if cid == b"data":
-            if size in (0, 0xFFFFFFFF):  # streamed WAVs leave the size open
+            if field in (0, 0xFFFFFFFF):  # streamed WAVs leave the size open
                 return None
-            return size, len(data) - pos - 8
-        pos += 8 + size + (size & 1)
+            return field, size - pos - 8
+        pos += 8 + field + (field & 1)
     return None
 
 
@@ -115,8 +123,8 @@ def encode_flac(mono16k: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def process(data: bytes, expected_seconds: float | None = None) -> Clip:
-    """Bytes of any supported format -> a checked, normalized :class:`Clip`.
+def process(data: bytes | str, expected_seconds: float | None = None) -> Clip:
+    """Bytes (or a file path) of any supported format -> a checked, normalized :class:`Clip`.
 
     Raises AudioError for NaN/inf samples (``nan_audio``) and all-silence
     (``silence``) besides the decode errors; clipping is measured, not judged here (it is

@@ -14,12 +14,12 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from . import __version__
 from .filters import FilterConfig, text_reason
 from .leakage import LeakageGuard
-from .partitions import Partition, Settings, make_partitions
+from .partitions import Partition, Settings, partition_stream
 from .records import EVAL_SPLITS, Drop, Utterance
 from .shards import SHARD_BYTES, SHARD_SAMPLES, atomic_write_bytes
 from .sources import SourceOptions, get_source
@@ -39,91 +39,95 @@ class BuildConfig:
     strict: bool = False
 
 
-def collect(cfg: BuildConfig, sources: dict) -> tuple[dict, list[Drop], list[dict], dict]:
-    """Read every source's records, normalize text, apply text filters and the leakage guard.
-
-    Returns (kept records per (source, split), drops, leakage rows, per-source info).
-    """
+def _accepted(src, split: str, guard: LeakageGuard, drops: list[Drop], leaks: list[dict]
+              ) -> Iterator[Utterance]:
+    """One (source, split)'s records, normalized, through the text filters and the leakage
+    guard (evaluation splits are registered as they pass; training records are checked)."""
     from .text import normalized_text, rejected_chars, target_text
 
-    records: dict[tuple[str, str], list[Utterance]] = defaultdict(list)
-    drops: list[Drop] = []
-    info = {}
-    for name, src in sources.items():
-        src.download()
-        for split in src.splits:
-            for item in src.records(split):
-                if isinstance(item, Drop):
-                    drops.append(item)
-                    continue
-                target = target_text(item.text)
-                records[(name, split)].append(
-                    item.with_text(target, normalized_text(target, item.language)))
-        drops += src.archive_drops()
-        info[name] = {"release": src.release(), "count_check": src.count_check()}
-        for split, c in info[name]["count_check"].items():
-            if c["expected"] != c["read"]:
-                log.warning("%s %s: read %d rows, the release lists %d", name, split, c["read"],
-                            c["expected"])
-
-    guard = LeakageGuard()
-    for eval_dir in cfg.eval_dirs:
-        n = guard.register_shards(Path(eval_dir))
-        log.info("registered %d evaluation samples from %s", n, eval_dir)
-    kept: dict[tuple[str, str], list[Utterance]] = {}
-    # evaluation splits first: they are registered before any training record is judged
-    for (name, split), recs in sorted(records.items(), key=lambda kv: kv[0][1] == "train"):
-        train = split not in EVAL_SPLITS
-        out = []
-        for u in recs:
-            why = text_reason(u, train, rejected_chars(u.target, u.language))
-            if why:
-                drops.append(Drop(name, split, u.source_id, *why))
-                continue
-            if not train:
-                guard.register_utterance(u)
-            out.append(u)
-        kept[(name, split)] = out
-    leaks: list[dict] = []
-    for (name, split), recs in kept.items():
-        if split in EVAL_SPLITS:
+    train = split not in EVAL_SPLITS
+    for item in src.records(split):
+        if isinstance(item, Drop):
+            drops.append(item)
             continue
-        ok = []
-        for u in recs:
+        target = target_text(item.text)
+        u = item.with_text(target, normalized_text(target, item.language))
+        why = text_reason(u, train, rejected_chars(u.target, u.language))
+        if why:
+            drops.append(Drop(src.name, split, u.source_id, *why))
+            continue
+        if not train:
+            guard.register_utterance(u)
+        else:
             leak = guard.check(u)
             if leak:
                 reason, where = leak
-                drops.append(Drop(name, split, u.source_id, reason, where))
-                leaks.append({"source": name, "split": split, "key": u.key,
+                drops.append(Drop(src.name, split, u.source_id, reason, where))
+                leaks.append({"source": src.name, "split": split, "key": u.key,
                               "source_id": u.source_id, "reason": reason, "matches": where,
                               "text": u.target})
-            else:
-                ok.append(u)
-        kept[(name, split)] = ok
-    return kept, drops, leaks, info
+                continue
+        yield u
 
 
-def _plan(kept: dict, settings: Settings) -> list[Partition]:
-    parts = []
-    for (name, split) in sorted(kept):
-        parts += make_partitions(kept[(name, split)], settings)
-    return parts
+def _estimate_seconds(cfg: BuildConfig) -> float:
+    """Audio seconds the build will read (metadata only, fresh source objects), for the
+    progress bar's total and ETA; clips of unknown length count as 5 s."""
+    total = 0.0
+    for name, opts in cfg.sources.items():
+        src = get_source(name, opts)
+        src.download()
+        for split in src.splits:
+            for item in src.records(split):
+                if isinstance(item, Utterance):
+                    total += item.duration or 5.0
+    return total
 
 
 def build(cfg: BuildConfig, progress: Callable[[float, float], None] | None = None) -> dict:
-    """Run a build; returns the manifest (also written to ``<out>/manifest.json``)."""
+    """Run a build; returns the manifest (also written to ``<out>/manifest.json``).
+
+    Records stream from the sources into partitions: evaluation splits of every source first
+    (registered with the leakage guard as they pass), then the training splits, so that every
+    evaluation sentence and speaker is known before the first training record is judged. Only
+    the partitions in flight are held in memory.
+    """
     from .jobs import run_jobs
     from .text import NORMALIZER_VERSION
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     sources = {name: get_source(name, opts) for name, opts in cfg.sources.items()}
-    kept, drops, leaks, info = collect(cfg, sources)
+    for src in sources.values():
+        src.download()
+    guard = LeakageGuard()
+    for eval_dir in cfg.eval_dirs:
+        n = guard.register_shards(Path(eval_dir))
+        log.info("registered %d evaluation samples from %s", n, eval_dir)
     settings = Settings(cfg.shard_samples, cfg.shard_bytes, cfg.filters.as_dict(),
                         NORMALIZER_VERSION, __version__, cfg.strict)
-    parts = _plan(kept, settings)
-    results, shard_index = run_jobs(out, parts, cfg.workers, progress)
-    manifest = _manifest(cfg, sources, info, parts, results, shard_index, drops, leaks, settings)
+    total = _estimate_seconds(cfg) if progress else None
+    drops: list[Drop] = []
+    leaks: list[dict] = []
+    order = [(n, sp) for n, src in sources.items() for sp in src.splits if sp in EVAL_SPLITS]
+    order += [(n, sp) for n, src in sources.items() for sp in src.splits if sp not in EVAL_SPLITS]
+
+    def jobs() -> Iterator[Partition]:
+        for name, split in order:
+            yield from partition_stream(_accepted(sources[name], split, guard, drops, leaks),
+                                        settings)
+
+    results, refs, shard_index = run_jobs(out, jobs(), cfg.workers, progress, total,
+                                          groups=sources)
+    info = {}
+    for name, src in sources.items():
+        drops += src.archive_drops()
+        info[name] = {"release": src.release(), "count_check": src.count_check()}
+        for split, c in info[name]["count_check"].items():
+            if c["expected"] != c["read"]:
+                log.warning("%s %s: read %d rows, the release lists %d", name, split, c["read"],
+                            c["expected"])
+    manifest = _manifest(cfg, sources, info, refs, results, shard_index, drops, leaks, settings)
     _write_leakage(out / "leakage.tsv", leaks)
     atomic_write_bytes(out / "manifest.json",
                        json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True).encode())
@@ -137,7 +141,7 @@ def _manifest(cfg, sources, info, parts, results, shard_index, drops, leaks, set
     per_split: dict[tuple[str, str], dict] = {}
     for p in parts:
         r = results[p.name]
-        s = per_split.setdefault((p.source, p.split), {"samples": 0, "seconds": 0.0,
+        s = per_split.setdefault((p.group, p.split), {"samples": 0, "seconds": 0.0,
                                                        "speakers": set(), "genders": Counter()})
         s["samples"] += r["samples"]
         s["seconds"] += r["seconds"]

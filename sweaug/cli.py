@@ -49,7 +49,8 @@ def main(verbose: bool) -> None:
 @click.option("--eval", "eval_dirs", multiple=True, type=click.Path(path_type=Path, exists=True),
               help="Extra evaluation shard folder(s) to guard against (repeatable).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
-@click.option("--shard-samples", type=int, default=2000, show_default=True)
+@click.option("--shard-samples", type=int, default=1000, show_default=True,
+              help="Max samples per shard; also the unit of work for loose files.")
 @click.option("--shard-mb", type=int, default=512, show_default=True, help="Max MiB per shard.")
 @click.option("--min-duration", type=float, default=0.5, show_default=True)
 @click.option("--max-duration", type=float, default=30.0, show_default=True)
@@ -69,7 +70,7 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
     """Build normalized WebDataset shards from public Swedish speech sources."""
     from .build import BuildConfig, build as run_build
     from .filters import FilterConfig
-    from .records import SourceError
+    from .records import ConfigError, SourceError
     from .sources import SourceOptions
 
     names = [s.strip() for s in sources.split(",") if s.strip()]
@@ -98,7 +99,7 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
         finally:
             if bar:
                 bar.close()
-    except (SourceError, ValueError) as e:
+    except (SourceError, ConfigError) as e:
         _fail(str(e))
     from .manifest import format_table
     click.echo(format_table(manifest))
@@ -150,7 +151,7 @@ def augment(folder, recipe, copies, seed, out, splits, noise_dir, rir_dir, worke
     """Write augmented copies of a shard folder (e.g. corpus/cv) with a recipe."""
     from .augment import RecipeError, load_recipe
     from .augment.offline import augment_corpus
-    from .records import SourceError
+    from .records import ConfigError, SourceError
 
     if workers < 1:
         _fail("--workers must be at least 1")
@@ -166,7 +167,7 @@ def augment(folder, recipe, copies, seed, out, splits, noise_dir, rir_dir, worke
         finally:
             if bar:
                 bar.close()
-    except (RecipeError, SourceError, ValueError) as e:
+    except (RecipeError, SourceError, ConfigError) as e:
         _fail(str(e))
     from .manifest import format_table
     click.echo(format_table(manifest))

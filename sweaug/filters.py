@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .records import Utterance
+from .records import ConfigError, Utterance
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,11 @@ class FilterConfig:
 
     def __post_init__(self):
         if not 0 <= self.min_duration < self.max_duration:
-            raise ValueError(f"duration bounds {self.min_duration}..{self.max_duration} are inverted")
+            raise ConfigError(f"duration bounds {self.min_duration}..{self.max_duration} are inverted")
         if not 0 <= self.min_cps < self.max_cps:
-            raise ValueError(f"characters-per-second bounds {self.min_cps}..{self.max_cps} are inverted")
+            raise ConfigError(f"characters-per-second bounds {self.min_cps}..{self.max_cps} are inverted")
         if not 0 <= self.max_clip_fraction <= 1:
-            raise ValueError("max_clip_fraction must be within 0..1")
+            raise ConfigError("max_clip_fraction must be within 0..1")
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -14,7 +14,8 @@ import os
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Callable, Protocol
+from dataclasses import dataclass
+from typing import Callable, Iterable, Protocol
 
 from .shards import sha256_file
 
@@ -82,49 +83,85 @@ def _pool_run(args):
     return job.run(state)
 
 
-def run_jobs(out: Path, jobs: list, workers: int = 1,
-             progress: Callable[[float, float], None] | None = None) -> tuple[dict, dict]:
-    """Run (or reuse) every job; returns (results by job name, shard index by "group/split")."""
+@dataclass(frozen=True)
+class JobRef:
+    """What is kept of a job once it ran: enough to name and index its shards."""
+
+    group: str
+    split: str
+    index: int
+    name: str
+
+
+def run_jobs(out: Path, jobs: Iterable, workers: int = 1,
+             progress: Callable[[float, float], None] | None = None, total: float | None = None,
+             groups: Iterable[str] | None = None) -> tuple[dict, list[JobRef], dict]:
+    """Run (or reuse) every job of ``jobs`` (consumed lazily: only a few jobs, with their
+    records, are in memory at a time). Returns (results by job name, the jobs in order, the
+    shard index by "group/split"). ``groups`` are the output sub-folders jobs may write
+    (known before the first job is formed, for resume); ``total`` sizes the progress bar."""
     out.mkdir(parents=True, exist_ok=True)
     state = out / ".sweaug"
     for p in out.rglob(".*.tmp*"):  # what a killed run was writing
         if p.is_file():
             p.unlink()
-    groups = {j.group for j in jobs}
+    if groups is None:
+        jobs = list(jobs)
+        groups = {j.group for j in jobs}
+    groups = set(groups)
     finals = _existing_finals(out, groups)
-    results, todo = {}, []
-    for job in jobs:
-        rec = _done(job, state, finals)
-        if rec is None:
-            todo.append(job)
-        else:
-            results[job.name] = rec
-    log.info("%d jobs: %d reused, %d to build", len(jobs), len(results), len(todo))
-    total = sum(j.weight for j in jobs)
-    done = sum(j.weight for j in jobs if j.name in results)
-    if progress:
-        progress(done, total)
-    if workers <= 1 or len(todo) <= 1:
-        for job in todo:
-            results[job.name] = job.run(state)
-            done += job.weight
-            if progress:
-                progress(done, total)
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+    results: dict[str, dict] = {}
+    refs: list[JobRef] = []
+    done, reused = 0.0, 0
+    total = float(total or 0.0)
 
-        order = sorted(todo, key=lambda j: j.weight, reverse=True)  # big first: short tail
-        with ProcessPoolExecutor(max_workers=workers,
-                                 mp_context=mp.get_context("forkserver")) as pool:
-            futures = {pool.submit(_pool_run, (job, state)): job for job in order}
-            for fut in as_completed(futures):
-                job = futures[fut]
-                results[job.name] = fut.result()
-                done += job.weight
-                if progress:
-                    progress(done, total)
-    return results, _finalize(out, jobs, results, state, finals, groups)
+    def tick(weight: float) -> None:
+        nonlocal done
+        done += weight
+        if progress:
+            progress(done, max(total, done))
+
+    if progress:
+        progress(0.0, total)
+    pool = None
+    if workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("forkserver"))
+    pending: dict = {}
+    try:
+        for job in jobs:
+            refs.append(JobRef(job.group, job.split, job.index, job.name))
+            rec = _done(job, state, finals)
+            if rec is not None:
+                results[job.name] = rec
+                reused += 1
+                tick(job.weight)
+            elif pool is None:
+                results[job.name] = job.run(state)
+                tick(job.weight)
+            else:
+                pending[pool.submit(_pool_run, (job, state))] = (job.name, job.weight)
+                while len(pending) >= 2 * workers:  # bounded: jobs carry their records
+                    _collect(pending, results, tick, block=True)
+        while pending:
+            _collect(pending, results, tick, block=True)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    log.info("%d jobs: %d reused, %d to build", len(refs), reused, len(refs) - reused)
+    return results, refs, _finalize(out, refs, results, state, finals, groups)
+
+
+def _collect(pending: dict, results: dict, tick, block: bool) -> None:
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+    for fut in finished:
+        name, weight = pending.pop(fut)
+        results[name] = fut.result()
+        tick(weight)
 
 
 def _finalize(out, jobs, results, state, finals, groups) -> dict[str, list[dict]]:

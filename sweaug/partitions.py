@@ -1,8 +1,8 @@
 """Deterministic partitions of a build, and the worker that turns one partition into shards.
 
-A partition is a pure function of the records: loose files are sorted by key and cut into
-chunks of ``shard_samples``; records inside an archive form one partition per archive (read in
-one streaming pass, samples written in archive order). A partition's output depends on
+A partition is a pure function of the record stream: loose files are cut, in the order the
+source yields them, into chunks of ``shard_samples``; records inside an archive form one
+partition per archive (read in one streaming pass, samples written in archive order). A partition's output depends on
 nothing but its records and the settings, so any executor, worker count or re-run gives the
 same bytes, and a distributed executor can run the same partitions elsewhere.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass
-from itertools import groupby
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .records import Drop, Utterance
 
@@ -68,20 +68,24 @@ class Partition:
         return h.hexdigest()
 
 
-def make_partitions(records: list[Utterance], settings: Settings) -> list[Partition]:
-    """Cut one (source, split)'s records into partitions, deterministically."""
-    shard_samples = settings.shard_samples
-    out: list[Partition] = []
-    recs = sorted(records, key=lambda u: (u.audio.path if u.audio.member else "", u.key))
-    loose = [u for u in recs if u.audio.member is None]
-    for start in range(0, len(loose), shard_samples):
-        chunk = tuple(loose[start:start + shard_samples])
-        out.append(Partition(chunk[0].source, chunk[0].split, len(out), chunk, settings))
-    in_archives = [u for u in recs if u.audio.member is not None]
-    for archive, group in groupby(in_archives, key=lambda u: u.audio.path):
-        chunk = tuple(group)
-        out.append(Partition(chunk[0].source, chunk[0].split, len(out), chunk, settings, archive))
-    return out
+def partition_stream(records: Iterable[Utterance], settings: Settings) -> Iterator[Partition]:
+    """Cut one (source, split)'s record stream into partitions, in arrival order.
+
+    A partition closes when the archive changes (records inside one archive form one
+    partition, read in one streaming pass) or, for loose files, at ``shard_samples`` records.
+    Only the partition being filled is held in memory.
+    """
+    chunk: list[Utterance] = []
+    archive, index = None, 0
+    for u in records:
+        a = u.audio.path if u.audio.member is not None else None
+        if chunk and (a != archive or (a is None and len(chunk) >= settings.shard_samples)):
+            yield Partition(chunk[0].source, chunk[0].split, index, tuple(chunk), settings, archive)
+            chunk, index = [], index + 1
+        archive = a
+        chunk.append(u)
+    if chunk:
+        yield Partition(chunk[0].source, chunk[0].split, index, tuple(chunk), settings, archive)
 
 
 def sample_meta(u: Utterance, clip) -> dict:
@@ -97,15 +101,15 @@ def sample_meta(u: Utterance, clip) -> dict:
     }
 
 
-def _audio_bytes(part: Partition) -> Iterator[tuple[Utterance, bytes | None, str]]:
-    """``(record, bytes, error)`` in output order: by key for files, archive order for tars."""
+def _audio_bytes(part: Partition) -> Iterator[tuple[Utterance, bytes | str | None, str]]:
+    """``(record, bytes or file path, error)`` in output order: arrival order for loose files
+    (decoded from their path), archive order for archive members."""
     if part.archive is None:
         for u in part.records:
-            try:
-                with open(u.audio.path, "rb") as f:
-                    yield u, f.read(), ""
-            except OSError as e:
-                yield u, None, f"{type(e).__name__}: {e.strerror or e}"
+            if os.path.isfile(u.audio.path):
+                yield u, u.audio.path, ""
+            else:
+                yield u, None, f"{u.audio.path} is not a file"
         return
     from .sources._common import iter_archive
 

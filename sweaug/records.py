@@ -84,3 +84,8 @@ class SourceError(Exception):
 
     The message names the file; the CLI prints it without a traceback.
     """
+
+
+class ConfigError(ValueError):
+    """Settings that make no sense (inverted bounds, zero copies, ...); printed without a
+    traceback by the CLI."""

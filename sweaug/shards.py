@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-SHARD_SAMPLES = 2000
+SHARD_SAMPLES = 1000  # ~100 MB of 5 s clips; also the partition size for loose files
 SHARD_BYTES = 512 * 1024 * 1024
 
 

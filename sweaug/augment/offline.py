@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..records import SourceError
+from ..records import ConfigError, SourceError
 from .recipe import Recipe
 
 log = logging.getLogger("sweaug.augment")
@@ -134,7 +134,7 @@ def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Pa
     from ..shards import atomic_write_bytes, sha256_file
 
     if copies < 1:
-        raise ValueError("--copies must be at least 1")
+        raise ConfigError("--copies must be at least 1")
     folder, out = Path(folder), Path(out)
     manifest, mpath, source, in_splits = find_input(folder)
     chosen = tuple(splits) if splits else tuple(sorted(in_splits))
@@ -144,6 +144,8 @@ def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Pa
                           f"(it has: {', '.join(sorted(in_splits))})")
     base = mpath.parent
     cache = str(cache_dir or os.environ.get("SWEAUG_CACHE", Path.home() / ".cache" / "sweaug"))
+    from .augmenter import Augmenter
+    Augmenter(recipe, seed, Path(cache))  # prepares noise/RIR folders: errors before any job
     jobs = []
     for split in chosen:
         for i, s in enumerate(in_splits[split]["shards"]):
@@ -156,7 +158,8 @@ def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Pa
             jobs.append(AugmentJob(str(shard), s["sha256"], s["samples"], split, i, recipe,
                                    int(seed), copies, shard_samples, shard_bytes, cache,
                                    __version__))
-    results, index = run_jobs(out, jobs, workers, progress)
+    results, _, index = run_jobs(out, jobs, workers, progress, total=sum(j.weight for j in jobs),
+                                 groups={""})
     drops, out_splits = [], {}
     for split in chosen:
         rs = [results[j.name] for j in jobs if j.split == split]

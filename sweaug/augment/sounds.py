@@ -8,6 +8,8 @@ import os
 import shutil
 from pathlib import Path
 
+from .recipe import RecipeError
+
 log = logging.getLogger("sweaug.augment")
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".m4a"}
 
@@ -23,7 +25,7 @@ def prepare(folder: str | Path, cache_root: Path, sample_rate: int = 16000) -> P
     """A cached copy of ``folder``'s audio as mono ``sample_rate`` float32 WAV; returns its path.
 
     The cache key covers every file's path, size and mtime: edit the folder and it is redone.
-    Raises ValueError naming the file that cannot be decoded.
+    Raises RecipeError naming the file that cannot be decoded.
     """
     import numpy as np
     import soundfile as sf
@@ -32,7 +34,7 @@ def prepare(folder: str | Path, cache_root: Path, sample_rate: int = 16000) -> P
     folder = Path(folder)
     files = audio_files(folder)
     if not files:
-        raise ValueError(f"{folder} holds no audio files")
+        raise RecipeError(f"{folder} holds no audio files")
     h = hashlib.sha256(f"{folder.resolve()}|{sample_rate}".encode())
     for f in files:
         st = f.stat()
@@ -48,10 +50,10 @@ def prepare(folder: str | Path, cache_root: Path, sample_rate: int = 16000) -> P
             x, sr = sf.read(f, dtype="float32", always_2d=True)
         except Exception as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise ValueError(f"cannot decode {f}: {e}") from None
+            raise RecipeError(f"noise/impulse-response file {f} cannot be decoded: {e}") from None
         if x.shape[0] == 0 or not np.isfinite(x).all():
             shutil.rmtree(tmp, ignore_errors=True)
-            raise ValueError(f"{f} is empty or has NaN/inf samples")
+            raise RecipeError(f"noise/impulse-response file {f} is empty or has NaN/inf samples")
         mono = x.mean(axis=1, dtype=np.float32)
         if sr != sample_rate:
             mono = soxr.resample(mono, sr, sample_rate, quality="HQ").astype(np.float32)

@@ -71,6 +71,8 @@ class VoxPopuli(Source):
             for m in index.members:
                 members.setdefault(os.path.splitext(os.path.basename(m))[0], (archive, m))
         seen: set[str] = set()
+        rank = {str(a): i for i, a in enumerate(archives)}
+        found: list[tuple[int, int, Utterance]] = []
         for row in read_tsv(tsv, self.name, split, required=("id", "raw_text", "speaker_id")):
             if isinstance(row, Drop):
                 yield row
@@ -88,7 +90,7 @@ class VoxPopuli(Source):
                 yield Drop(self.name, split, where, "missing_audio", f"{uid}.wav")
                 continue
             archive, member = members[uid]
-            yield Utterance(
+            found.append((rank[str(archive)], row.line, Utterance(
                 key=make_key(self.name, uid), source=self.name, split=split,
                 language=self.opts.language, source_id=uid,
                 text=f["raw_text"] or f.get("normalized_text", ""), speaker=f["speaker_id"],
@@ -97,4 +99,7 @@ class VoxPopuli(Source):
                 audio=AudioRef(str(archive), member),
                 extras=self.extras(voxpopuli_normalized=f.get("normalized_text"),
                                    is_gold_transcript=f.get("is_gold_transcript"),
-                                   accent=f.get("accent")))
+                                   accent=f.get("accent")))))
+        # archive by archive (TSV order within each), so that each archive is read in one pass
+        for _, _, u in sorted(found, key=lambda t: t[:2]):
+            yield u
