@@ -130,6 +130,13 @@ def run_jobs(out: Path, jobs: Iterable, workers: int = 1,
 
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("forkserver"))
     pending: dict = {}
+    ready: list = []  # formed but not yet submitted: the heaviest goes first (short tail)
+
+    def submit_heaviest() -> None:
+        job = max(ready, key=lambda j: j.weight)
+        ready.remove(job)
+        pending[pool.submit(_pool_run, (job, state))] = (job.name, job.weight)
+
     try:
         for job in jobs:
             refs.append(JobRef(job.group, job.split, job.index, job.name))
@@ -142,10 +149,15 @@ def run_jobs(out: Path, jobs: Iterable, workers: int = 1,
                 results[job.name] = job.run(state)
                 tick(job.weight)
             else:
-                pending[pool.submit(_pool_run, (job, state))] = (job.name, job.weight)
-                while len(pending) >= 2 * workers:  # bounded: jobs carry their records
-                    _collect(pending, results, tick, block=True)
-        while pending:
+                ready.append(job)
+                while len(ready) + len(pending) > 2 * workers:  # bounded: jobs hold records
+                    if len(pending) < workers:
+                        submit_heaviest()
+                    else:
+                        _collect(pending, results, tick, block=True)
+        while ready or pending:
+            while ready and len(pending) < workers:
+                submit_heaviest()
             _collect(pending, results, tick, block=True)
     finally:
         if pool is not None:

@@ -31,14 +31,21 @@ def read_tsv(path: Path, source: str, split: str, columns: list[str] | None = No
     with fewer fields than the header is dropped as ``missing_fields``.
     """
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")
     except OSError as e:
         raise SourceError(f"{source}: cannot read {path}: {e.strerror or e}") from None
-    lines = raw.split(b"\n")
+    with f:  # streamed line by line: memory stays flat however long the file
+        yield from _rows(f, path, source, split, columns, required)
+
+
+def _rows(f, path, source, split, columns, required) -> Iterator[Row | Drop]:
+    line_no = 0
     if columns is None:
+        first = f.readline()
+        line_no = 1
         try:
-            header_line = lines[0].decode("utf-8-sig").rstrip("\r")
-        except (UnicodeDecodeError, IndexError):
+            header_line = first.decode("utf-8-sig").rstrip("\r\n")
+        except UnicodeDecodeError:
             raise SourceError(f"{source}: unreadable header in {path}") from None
         header = header_line.split("\t")
         if not header_line or len(set(header)) != len(header):
@@ -47,12 +54,11 @@ def read_tsv(path: Path, source: str, split: str, columns: list[str] | None = No
         if missing:
             raise SourceError(f"{source}: {path} has no column {', '.join(missing)} "
                               f"(header: {' '.join(header)})")
-        start = 1
     else:
-        header, start = columns, 0
-    for i in range(start, len(lines)):
-        line_no = i + 1
-        b = lines[i].rstrip(b"\r")
+        header = columns
+    for raw_line in f:
+        line_no += 1
+        b = raw_line.rstrip(b"\r\n")
         if not b.strip():
             continue
         where = f"{path.name}:{line_no}"
