@@ -78,6 +78,10 @@ def _done(job, state: Path, finals: dict) -> dict | None:
     return rec
 
 
+def _warm() -> None:
+    return None
+
+
 def _pool_run(args):
     job, state = args
     return job.run(state)
@@ -128,7 +132,13 @@ def run_jobs(out: Path, jobs: Iterable, workers: int = 1,
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("forkserver"))
+        ctx = mp.get_context("forkserver")
+        # workers fork from a server that has already imported the audio stack
+        ctx.set_forkserver_preload(["sweaug.partitions", "sweaug.audio", "sweaug.augment",
+                                    "numpy", "soundfile", "soxr"])
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        for _ in range(workers):  # start the workers now, while the first jobs are being formed
+            pool.submit(_warm)
     pending: dict = {}
     ready: list = []  # formed but not yet submitted: the heaviest goes first (short tail)
 
