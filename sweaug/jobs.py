@@ -132,7 +132,7 @@ def run_jobs(out: Path, jobs: Iterable, workers: int = 1,
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        ctx = mp.get_context("forkserver")
+        ctx = mp.get_context("forkserver")  # fork is unsafe with threads (progress bar)
         # workers fork from a server that has already imported the audio stack
         ctx.set_forkserver_preload(["sweaug.partitions", "sweaug.audio", "sweaug.augment",
                                     "numpy", "soundfile", "soxr"])

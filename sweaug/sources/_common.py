@@ -95,6 +95,13 @@ def unsafe_reason(member: tarfile.TarInfo) -> str | None:
     return None
 
 
+def _file_members(tar: tarfile.TarFile) -> Iterator[tuple[tarfile.TarInfo, str | None]]:
+    """Every non-directory member of a streamed archive with why it is unsafe (or None)."""
+    for m in tar:
+        if not m.isdir():
+            yield m, unsafe_reason(m)
+
+
 @dataclass
 class ArchiveIndex:
     members: list[str] = field(default_factory=list)  # safe regular files, archive order
@@ -114,10 +121,7 @@ def index_archive(path: Path, cache_dir: Path | None = None) -> ArchiveIndex:
     idx = ArchiveIndex()
     try:
         with tarfile.open(path, "r|*") as tar:
-            for m in tar:
-                if m.isdir():
-                    continue
-                why = unsafe_reason(m)
+            for m, why in _file_members(tar):
                 if why:
                     idx.unsafe.append((m.name, why))
                 else:
@@ -133,8 +137,8 @@ def index_archive(path: Path, cache_dir: Path | None = None) -> ArchiveIndex:
 def iter_archive(path: Path, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
     """``(member name, bytes)`` of the safe members in ``wanted``, in archive order."""
     with tarfile.open(path, "r|*") as tar:
-        for m in tar:
-            if m.name in wanted and unsafe_reason(m) is None:
+        for m, why in _file_members(tar):
+            if m.name in wanted and why is None:
                 f = tar.extractfile(m)
                 yield m.name, f.read() if f else b""
 
@@ -154,10 +158,7 @@ def extract_archive(path: Path, dest: Path, source: str) -> list[Drop]:
     root = dest.resolve()
     try:
         with tarfile.open(path, "r|*") as tar:
-            for m in tar:
-                if m.isdir():
-                    continue
-                why = unsafe_reason(m)
+            for m, why in _file_members(tar):
                 target = (root / m.name).resolve()
                 if why is None and not target.is_relative_to(root):
                     why = "resolves outside the destination"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch
 from torch.utils.data import IterableDataset
 
 
@@ -59,5 +60,6 @@ class ShardStream(IterableDataset):
                 audio = decode_flac(files["flac"])
                 if self.augmenter is not None:
                     audio, _ = self.augmenter(audio, 16000, key, self.epoch)
-                yield {"key": key, "input_features": self.features(audio),
+                # a tensor: DataLoader workers hand it over in shared memory, not pickled
+                yield {"key": key, "input_features": torch.from_numpy(self.features(audio)),
                        "labels": self.tokenizer(meta[self.text_field]).input_ids}
