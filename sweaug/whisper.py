@@ -157,6 +157,7 @@ def tiny_whisper(seconds: float = 5.0, d_model: int = 128, layers: int = 2, head
     gen.pad_token_id = gen.eos_token_id = gen.bos_token_id = eot
     gen.suppress_tokens, gen.begin_suppress_tokens = [], [220, eot]
     gen.max_initial_timestamp_index, gen.max_length = 50, max_target_positions
+    gen._from_model_config = False  # else from_pretrained rebuilds it and drops the above
     chunk = int(seconds) if float(seconds).is_integer() else seconds
     fe = WhisperFeatureExtractor(feature_size=80, sampling_rate=16000, chunk_length=chunk)
     fe.n_samples = positions * 320  # 2 mel frames of 160 samples per encoder position

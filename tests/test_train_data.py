@@ -2,7 +2,6 @@
 shards to workers without overlap and augments reproducibly per epoch."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,0 +1,252 @@
+"""Ablation recipes (``recipes/ablation/*.yaml``): schema, validation and the plan.
+
+The schema is checked first — every key, naming the offending key and its line — before any
+file is looked at; then the shard sets are resolved against the corpus (``<source>/<split>``,
+e.g. ``cv/train`` or ``cv-aug/train``) from the manifests, and the plan (mixes, shard sets,
+samples and hours per source, steps, evaluation sets) is what ``--dry-run`` prints.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .records import ConfigError
+
+# the seed's improved settings (the defaults of every mix)
+TRAINING_DEFAULTS = {
+    "per_device_train_batch_size": 16, "gradient_accumulation_steps": 2,
+    "learning_rate": 1e-5, "lr_scheduler_type": "linear", "warmup_steps": 500,
+    "max_steps": 4000, "fp16": True, "gradient_checkpointing": True, "optim": "adamw_bnb_8bit",
+    "dropout": 0.1, "weight_decay": 0.0, "logging_steps": 25, "save_steps": 1000,
+    "per_device_eval_batch_size": 8, "generation_max_length": 225, "seconds": 30.0,
+    "dataloader_num_workers": 2, "shuffle_buffer": 0,
+}
+TRAINING_TYPES = {k: (float, int) if isinstance(v, float) else type(v)
+                  for k, v in TRAINING_DEFAULTS.items()}
+TRAINING_TYPES["seconds"] = (float, int)
+TRAINING_TYPES["learning_rate"] = (float, int)
+TINY_KEYS = {"d_model": int, "layers": int, "heads": int}
+LORA_KEYS = {"r": int, "alpha": int, "dropout": (float, int), "target_modules": list}
+MIX_KEYS = {"name": str, "data": dict, "augment": str, "lora": dict, "training": dict,
+            "description": str}
+TOP_KEYS = {"name": str, "description": str, "model": str, "tiny": dict, "language": str,
+            "task": str, "corpus": str, "seed": int, "training": dict, "evaluation": dict,
+            "reference": str, "mixes": list, "baseline": bool}
+EVAL_KEYS = {"sets": list, "max_samples": int, "batch_size": int, "bootstrap": int}
+
+
+class AblationError(ConfigError):
+    """A recipe problem: the message names the file, line and key."""
+
+
+@dataclass
+class Mix:
+    name: str
+    data: dict[str, float]  # shard set -> weight
+    augment: str | None = None
+    lora: dict | None = None
+    training: dict = field(default_factory=dict)  # defaults merged with overrides
+
+
+@dataclass
+class Recipe:
+    path: Path
+    name: str
+    model: str
+    language: str
+    task: str
+    seed: int
+    mixes: list[Mix]
+    eval_sets: list[str]
+    eval_max_samples: int | None
+    eval_batch_size: int
+    bootstrap: int
+    reference: str | None
+    corpus: Path | None
+    tiny: dict
+    baseline: bool = True
+    description: str = ""
+
+    def mix_hash(self, mix: Mix) -> str:
+        """What decides a mix's result: a finished mix with the same hash is not run again."""
+        return hashlib.sha256(json.dumps(
+            [self.model, self.tiny, self.language, self.task, self.seed, mix.data, mix.augment,
+             mix.lora, mix.training, self.eval_sets, self.eval_max_samples],
+            sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _check(node_map: dict, allowed: dict, where: str, path: Path, lines: dict) -> None:
+    for key, value in node_map.items():
+        line = lines.get(key, "?")
+        if key not in allowed:
+            raise AblationError(f"{path}:{line}: unknown key {where}{key!r} "
+                                f"(allowed: {', '.join(sorted(allowed))})")
+        want = allowed[key]
+        if value is not None and not isinstance(value, want if isinstance(want, tuple) else (want,)) \
+                or (isinstance(value, bool) and want in (int, (float, int))):
+            raise AblationError(f"{path}:{line}: {where}{key} must be "
+                                f"{getattr(want, '__name__', 'a number')}, got {value!r}")
+
+
+def _lines(node) -> dict:
+    import yaml
+    return {k.value: k.start_mark.line + 1 for k, _ in node.value} \
+        if isinstance(node, yaml.MappingNode) else {}
+
+
+def _child(node, key):
+    import yaml
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if k.value == key:
+                return v
+    return None
+
+
+def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
+    """Parse and check the schema (no file besides the recipe is read)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except OSError as e:
+        raise AblationError(f"cannot read recipe {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise AblationError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise AblationError(f"{path}:1: a recipe is a mapping (name, model, mixes, ...)")
+    _check(data, TOP_KEYS, "", path, _lines(root))
+    for req in ("name", "mixes"):
+        if req not in data:
+            raise AblationError(f"{path}: missing required key {req!r}")
+    tr_node, ev_node = _child(root, "training"), _child(root, "evaluation")
+    base_training = dict(TRAINING_DEFAULTS)
+    _check(data.get("training") or {}, TRAINING_TYPES, "training.", path, _lines(tr_node))
+    base_training.update(data.get("training") or {})
+    ev = data.get("evaluation") or {}
+    _check(ev, EVAL_KEYS, "evaluation.", path, _lines(ev_node))
+    _check(data.get("tiny") or {}, TINY_KEYS, "tiny.", path, _lines(_child(root, "tiny")))
+    mixes_node = _child(root, "mixes")
+    if not data["mixes"]:
+        raise AblationError(f"{path}:{mixes_node.start_mark.line + 1}: `mixes` is empty")
+    mixes, names = [], set()
+    for i, m in enumerate(data["mixes"]):
+        mnode = mixes_node.value[i]
+        line = mnode.start_mark.line + 1
+        if not isinstance(m, dict):
+            raise AblationError(f"{path}:{line}: each mix is a mapping with name and data")
+        _check(m, MIX_KEYS, f"mixes[{i}].", path, _lines(mnode))
+        name = m.get("name")
+        if not name or name in names or "/" in name:
+            raise AblationError(f"{path}:{line}: mixes[{i}] needs a unique name without '/'")
+        names.add(name)
+        weights = m.get("data") or {}
+        if not weights:
+            raise AblationError(f"{path}:{line}: mix {name!r} has no data")
+        for set_name, w in weights.items():
+            if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) \
+                    or w <= 0:
+                raise AblationError(f"{path}:{line}: mix {name!r}: weight of {set_name!r} must be "
+                                    f"a positive number, got {w!r}")
+            if set_name.count("/") != 1:
+                raise AblationError(f"{path}:{line}: mix {name!r}: shard set {set_name!r} must be "
+                                    f"<source>/<split>, e.g. cv/train")
+        training = dict(base_training)
+        _check(m.get("training") or {}, TRAINING_TYPES, f"mixes[{i}].training.", path,
+               _lines(_child(mnode, "training")))
+        training.update(m.get("training") or {})
+        if m.get("lora") is not None:
+            _check(m["lora"], LORA_KEYS, f"mixes[{i}].lora.", path, _lines(_child(mnode, "lora")))
+        mixes.append(Mix(name, {k: float(v) for k, v in weights.items()}, m.get("augment"),
+                         m.get("lora"), training))
+    ref = data.get("reference")
+    if ref is not None and ref not in names:
+        raise AblationError(f"{path}: reference {ref!r} is not one of the mixes "
+                            f"({', '.join(sorted(names))})")
+    sets = ev.get("sets") or []
+    if not sets or not all(isinstance(s, str) and s.count("/") == 1 for s in sets):
+        raise AblationError(f"{path}: evaluation.sets must list shard sets like cv/test")
+    corpus_path = corpus or data.get("corpus")
+    return Recipe(path, data["name"], data.get("model", "openai/whisper-small"),
+                  data.get("language", "sv"), data.get("task", "transcribe"),
+                  int(data.get("seed", 42)), mixes, sets, ev.get("max_samples"),
+                  int(ev.get("batch_size", 8)), int(ev.get("bootstrap", 1000)), ref,
+                  Path(corpus_path) if corpus_path else None, data.get("tiny") or {},
+                  bool(data.get("baseline", True)), data.get("description", ""))
+
+
+@dataclass
+class ShardSet:
+    name: str  # <source>/<split>
+    shards: list[Path]
+    samples: int
+    hours: float
+    augmented: bool
+    source: str  # the source it derives from (cv for cv-aug)
+
+
+def resolve_sets(recipe: Recipe, corpus: Path) -> dict[str, ShardSet]:
+    """Every shard set the recipe names, from the corpus manifests (shards must exist)."""
+    corpus = Path(corpus)
+    if not (corpus / "manifest.json").exists():
+        raise AblationError(f"corpus {corpus} has no manifest.json (build it with sweaug build, "
+                            f"or pass --corpus)")
+    wanted = sorted({s for m in recipe.mixes for s in m.data} | set(recipe.eval_sets))
+    out = {}
+    for name in wanted:
+        folder, split = name.split("/")
+        top = json.loads((corpus / "manifest.json").read_text())
+        if folder in top["sources"]:
+            base, info, aug, src = corpus, top["sources"][folder], False, folder
+        elif (corpus / folder / "manifest.json").exists():
+            m = json.loads((corpus / folder / "manifest.json").read_text())
+            base, info = corpus / folder, m["sources"][folder]
+            aug, src = m.get("format") == "sweaug-augmented/1", m.get("input", {}).get("source", folder)
+        else:
+            raise AblationError(f"shard set {name!r}: no source {folder!r} in {corpus}")
+        if split not in info["splits"]:
+            raise AblationError(f"shard set {name!r}: {folder} has no split {split!r} "
+                                f"(it has: {', '.join(sorted(info['splits']))})")
+        s = info["splits"][split]
+        shards = [base / sh["path"] for sh in s["shards"]]
+        missing = [p for p in shards if not p.exists()]
+        if missing or not shards:
+            raise AblationError(f"shard set {name!r}: "
+                                f"{'missing ' + str(missing[0]) if missing else 'no shards'}")
+        out[name] = ShardSet(name, shards, s["samples"], s["hours"], aug, src)
+    return out
+
+
+def plan_text(recipe: Recipe, sets: dict[str, ShardSet]) -> str:
+    lines = [f"recipe {recipe.name} ({recipe.path}); model {recipe.model}; "
+             f"language {recipe.language}, task {recipe.task} (forced in evaluation); seed "
+             f"{recipe.seed}"]
+    for m in recipe.mixes:
+        t = m.training
+        per_step = t["per_device_train_batch_size"] * t["gradient_accumulation_steps"]
+        total = sum(sets[s].samples for s in m.data)
+        lines.append(f"\nmix {m.name}: {t['max_steps']} steps x {per_step} samples "
+                     f"(~{t['max_steps'] * per_step / max(total, 1):.1f} passes over {total} "
+                     f"samples), lr {t['learning_rate']:g}, warm-up {t['warmup_steps']}"
+                     + (f", LoRA r={m.lora.get('r')}" if m.lora else "")
+                     + (f", on-the-fly augmentation {m.augment}" if m.augment else ""))
+        wsum = sum(m.data.values())
+        for s, w in m.data.items():
+            ss = sets[s]
+            lines.append(f"  {s:<22} weight {w / wsum:5.1%}  {ss.samples:>7} samples "
+                         f"{ss.hours:8.3f} h  source {ss.source}"
+                         + ("  (augmented copies)" if ss.augmented else ""))
+    lines.append("\nevaluation (baseline = the model without fine-tuning"
+                 + (", always included)" if recipe.baseline else ", disabled)"))
+    for s in recipe.eval_sets:
+        n = sets[s].samples
+        cap = recipe.eval_max_samples
+        lines.append(f"  {s:<22} {n:>7} samples {sets[s].hours:8.3f} h"
+                     + (f"  (first {min(cap, n)} evaluated)" if cap and cap < n else ""))
+    return "\n".join(lines)

@@ -1,0 +1,341 @@
+"""The ablation report: ``report.md``, ``results.csv`` and ``wer.png`` in the run folder.
+
+``write_report(run_dir, rows, reference, eval_sets, notes)`` takes one row per model:
+
+```python
+{"mix": "cv+aug",                      # the model's name (mix name; the baseline's own name)
+ "baseline": False,                    # True (or mix == "baseline"): no fine-tuning
+ "data": [{"set": "cv/train", "samples": 1200, "hours": 1.6, "augmented": False},
+          {"set": "cv-aug/train", "samples": 2400, "hours": 3.2, "augmented": True}],
+ # or sweaug ablate's {"by_source": {...}, "sets": {...}, "on_the_fly_augmentation": ...}
+ # (see training_text); "training": free text, shown after the data
+ "eval": {"cv/test": {...}}}           # per evaluation set: what evaluate_set() returns
+```
+
+An evaluation entry needs ``eval_loss``, ``wer``, ``wer_lo``, ``wer_hi``, ``nwer``, ``nwer_lo``,
+``nwer_hi``, ``n`` (and ``capped`` / ``n_total`` when ``max_samples`` cut the set). The paired
+difference against the reference model is computed here by a paired bootstrap when both
+entries carry per-utterance ``errors``/``words`` (``nerrors``/``nwords``) and ``keys`` — the
+utterances are matched by key — or taken from ``diff``/``diff_lo``/``diff_hi`` (``ndiff``...)
+when given. WER is written as a fraction in ``results.csv`` and in percent in ``report.md``.
+
+Every file is written to a temporary name and renamed; the same inputs give the same bytes
+(no dates anywhere; the PNG is drawn with Agg at a fixed size without a Software tag).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+from .shards import atomic_write_bytes
+
+CSV_COLUMNS = ["mix", "baseline", "reference", "training", "eval_set", "n", "n_total", "capped",
+               "eval_loss", "wer", "wer_lo", "wer_hi", "nwer", "nwer_lo", "nwer_hi",
+               "n_paired", "diff", "diff_lo", "diff_hi", "p_better", "verdict",
+               "ndiff", "ndiff_lo", "ndiff_hi", "np_better", "nverdict"]
+BASELINE_NAME = "baseline"
+FORCED_LINE = ("Evaluation forces the language and the task: every `generate` call passes "
+               "`language={language}` and `task={task}` (decoder prompt `<|startoftranscript|>"
+               "<|{language}|><|{task}|><|notimestamps|>`), and a model whose generation config "
+               "cannot force them is refused. The seed's 98 % \"tutorial\" WER came from letting "
+               "Whisper detect the language clip by clip (transformers#28814); it cannot be "
+               "reproduced here.")
+
+
+def _is_baseline(row: dict) -> bool:
+    return bool(row.get("baseline")) or row.get("mix") == BASELINE_NAME
+
+
+def _display(name: str, baseline: bool) -> str:
+    return f"{name} (no fine-tuning)" if baseline else name
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def training_text(row: dict) -> str:
+    """What a model was trained on, from the row's ``data`` — a list of shard sets
+    (``[{"set", "samples", "hours", "augmented": bool}]``) or ``sweaug ablate``'s description
+    (``{"by_source": {src: {"samples", "hours", "augmented": count}}, "sets": {set: weight},
+    "on_the_fly_augmentation": recipe}``) — plus its ``training`` text if any."""
+    data = row.get("data")
+    extra = [str(row["training"])] if row.get("training") else []
+    if not data:
+        return "; ".join(extra) or ("none (no fine-tuning)" if _is_baseline(row) else "")
+    parts, total, aug = [], 0, 0
+    if isinstance(data, dict):
+        for src, d in (data.get("by_source") or {}).items():
+            samples, n_aug = int(d.get("samples", 0)), int(d.get("augmented", 0) or 0)
+            total, aug = total + samples, aug + n_aug
+            parts.append(f"{src} {samples} samples {float(d.get('hours', 0.0)):.2f} h"
+                         + (f" ({n_aug} augmented)" if n_aug else ""))
+        if data.get("sets"):
+            wsum = sum(data["sets"].values()) or 1.0
+            parts.append("weights " + ", ".join(f"{k} {v / wsum:.0%}"
+                                                 for k, v in data["sets"].items()))
+        if data.get("on_the_fly_augmentation"):
+            parts.append(f"on-the-fly augmentation {data['on_the_fly_augmentation']}")
+    else:
+        for d in data:
+            samples = int(d.get("samples", 0))
+            total += samples
+            aug += samples if d.get("augmented") else 0
+            parts.append(f"{d.get('set', d.get('source', '?'))} {samples} samples "
+                         f"{float(d.get('hours', 0.0)):.2f} h"
+                         + (" (augmented)" if d.get("augmented") else ""))
+    return "; ".join(parts + [f"{aug} of {total} samples augmented"] + extra)
+
+
+def _paired(entry: dict, ref: dict, prefix: str, bootstrap: int, seed: int, alpha: float):
+    """(n_paired, diff, lo, hi, p_better) of entry vs ref for WER (prefix "") or normalized
+    WER (prefix "n"), or None when it cannot be computed."""
+    from .train.evaluate import paired_bootstrap_diff
+
+    ek, wk = f"{prefix}errors", f"{prefix}words"
+    if f"{prefix}diff" in entry:  # precomputed by the caller
+        return (entry.get("n_paired", entry.get("n")), entry[f"{prefix}diff"],
+                entry.get(f"{prefix}diff_lo"), entry.get(f"{prefix}diff_hi"),
+                entry.get(f"{prefix}p_better"))
+    if ek not in entry or ek not in ref or wk not in ref:
+        return None
+    if "keys" in entry and "keys" in ref:
+        pos = {k: i for i, k in enumerate(entry["keys"])}
+        pairs = [(j, pos[k]) for j, k in enumerate(ref["keys"]) if k in pos]
+    elif len(entry[ek]) == len(ref[ek]):
+        pairs = [(j, j) for j in range(len(ref[ek]))]
+    else:
+        return None
+    if not pairs:
+        return None
+    a = [ref[ek][j] for j, _ in pairs]
+    w = [ref[wk][j] for j, _ in pairs]
+    b = [entry[ek][i] for _, i in pairs]
+    diff, lo, hi, p = paired_bootstrap_diff(a, w, b, n=bootstrap, seed=seed, alpha=alpha)
+    return len(pairs), diff, lo, hi, p
+
+
+def _table(rows: list[dict], reference: str | None, eval_sets: list[str], bootstrap: int,
+           seed: int, alpha: float) -> list[dict]:
+    """One flat record per (row, eval set), in row order then eval-set order."""
+    from .train.evaluate import verdict
+
+    ref_row = next((r for r in rows if r["mix"] == reference), None) if reference else None
+    out = []
+    for row in rows:
+        for es in eval_sets:
+            e = (row.get("eval") or {}).get(es)
+            rec = {c: "" for c in CSV_COLUMNS}
+            rec.update(mix=row["mix"], baseline=_is_baseline(row), reference=reference or "",
+                       training=training_text(row), eval_set=es, evaluated=e is not None)
+            if e is None:
+                out.append(rec)
+                continue
+            for c in ("n", "n_total", "eval_loss", "wer", "wer_lo", "wer_hi", "nwer", "nwer_lo",
+                      "nwer_hi"):
+                rec[c] = e.get(c, "")
+            rec["capped"] = bool(e.get("capped", False))
+            ref_e = (ref_row.get("eval") or {}).get(es) if ref_row is not None else None
+            if ref_e is not None and row is not ref_row:
+                for prefix in ("", "n"):
+                    p = _paired(e, ref_e, prefix, bootstrap, seed, alpha)
+                    if p is None:
+                        continue
+                    n_paired, diff, lo, hi, pb = p
+                    rec["n_paired"] = n_paired if n_paired is not None else ""
+                    rec[f"{prefix}diff"], rec[f"{prefix}diff_lo"] = diff, lo
+                    rec[f"{prefix}diff_hi"] = hi
+                    rec[f"{prefix}p_better"] = "" if pb is None else pb
+                    rec[f"{prefix}verdict"] = (verdict(lo, hi) if _finite(lo) and _finite(hi)
+                                               else "")
+            out.append(rec)
+    return out
+
+
+def _csv_value(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return "" if math.isnan(v) else repr(v)
+    return str(v)
+
+
+def _csv_bytes(records: list[dict]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in records:
+        w.writerow([_csv_value(r[c]) for c in CSV_COLUMNS])
+    return buf.getvalue().encode("utf-8")
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.1f}" if _finite(x) else ("inf" if x == math.inf else "—")
+
+
+def _ci(lo, hi) -> str:
+    return f"[{_pct(lo)}, {_pct(hi)}]" if _finite(lo) and _finite(hi) else "—"
+
+
+def _md_escape(s: str) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: str | None,
+              eval_sets: list[str], notes: list[str], alpha: float, bootstrap: int,
+              has_baseline: bool) -> str:
+    level = f"{100 * (1 - alpha):g} %"
+    language = task = None
+    for row in rows:
+        for e in (row.get("eval") or {}).values():
+            language, task = language or e.get("language"), task or e.get("task")
+    language, task = language or "sv", task or "transcribe"
+    resamples = next((e["bootstrap"] for row in rows for e in (row.get("eval") or {}).values()
+                      if isinstance(e.get("bootstrap"), int)), bootstrap)
+    lines = [f"# Ablation report: {run_dir.name}", ""]
+    lines += [FORCED_LINE.format(language=language, task=task), ""]
+    lines += [f"WER in percent; {level} confidence intervals from {resamples} bootstrap "
+              f"resamples of the evaluated utterances. *Normalized WER* applies Whisper's "
+              f"BasicTextNormalizer (lowercase, no punctuation or bracketed text, å/ä/ö kept) to "
+              f"reference and hypothesis. "
+              + (f"Δ WER is the paired bootstrap difference against `{reference}` (negative = "
+                 f"fewer errors); *better*/*worse* when its {level} interval excludes 0."
+                 if reference else "No reference model: no paired differences."), ""]
+
+    lines += ["## Models", "", "| Model | Training data |", "|---|---|"]
+    if not has_baseline:
+        lines.append("| baseline (no fine-tuning) | not evaluated in this run |")
+    for row in rows:
+        lines.append(f"| {_md_escape(_display(row['mix'], _is_baseline(row)))} | "
+                     f"{_md_escape(training_text(row))} |")
+    lines.append("")
+
+    for es in eval_sets:
+        lines += [f"## {es}", "",
+                  f"| Model | Eval Loss | Eval WER | {level} CI | Normalized WER | {level} CI "
+                  f"| n | Δ WER vs {reference or '—'} ({level} CI) | Δ normalized WER |",
+                  "|---|---:|---:|---|---:|---|---:|---|---|"]
+        if not has_baseline:
+            lines.append("| baseline | — | — | — | — | — | — | not evaluated | |")
+        for r in (r for r in records if r["eval_set"] == es):
+            name = _md_escape(_display(r["mix"], r["baseline"]))
+            if not r["evaluated"]:
+                lines.append(f"| {name} | — | — | — | — | — | — | not evaluated | |")
+                continue
+            sub = ""
+            if r["capped"]:
+                total = r["n_total"]
+                sub = f" (n={r['n']} of {total})" if total not in ("", None) else \
+                    f" (first {r['n']})"
+            loss = f"{r['eval_loss']:.4f}" if _finite(r["eval_loss"]) else "—"
+            cells = [loss + sub, _pct(r["wer"]) + sub, _ci(r["wer_lo"], r["wer_hi"]) + sub,
+                     _pct(r["nwer"]) + sub, _ci(r["nwer_lo"], r["nwer_hi"]) + sub,
+                     str(r["n"]) + (" (subset)" if r["capped"] else "")]
+            for prefix in ("", "n"):
+                if r["mix"] == reference:
+                    cells.append("reference")
+                elif r[f"{prefix}diff"] == "":
+                    cells.append("—")
+                else:
+                    d = r[f"{prefix}diff"]
+                    cells.append(f"{'+' if d > 0 else ''}{100 * d:.1f} "
+                                 f"{_ci(r[f'{prefix}diff_lo'], r[f'{prefix}diff_hi'])}"
+                                 f" {r[f'{prefix}verdict']}".rstrip() + sub)
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+
+    lines += ["![WER per model with confidence intervals](wer.png)", ""]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {_md_escape(n)}" for n in notes] + [""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- plot
+
+
+def _png_bytes(records: list[dict], mixes: list[str], eval_sets: list[str], alpha: float) -> bytes:
+    """Grouped bars (one group per evaluation set, one bar per model) of WER and normalized WER
+    in percent, with the bootstrap intervals as error bars."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg, without pyplot's state
+    from matplotlib.figure import Figure
+
+    panel = max(5.0, 1.5 + 0.5 * len(eval_sets) * max(len(mixes), 1))
+    fig = Figure(figsize=(2 * panel, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2, sharey=False)
+    width = 0.8 / max(len(mixes), 1)
+    colors = matplotlib.colormaps["tab10"]
+    by = {(r["mix"], r["eval_set"]): r for r in records}
+    for ax, (key, title) in zip(axes, [("wer", "WER (orthographic)"),
+                                       ("nwer", "Normalized WER")]):
+        for j, mix in enumerate(mixes):
+            xs, ys, lo, hi = [], [], [], []
+            for i, es in enumerate(eval_sets):
+                r = by.get((mix, es))
+                if r is None or not r["evaluated"] or not _finite(r[key]):
+                    continue
+                y = 100 * r[key]
+                xs.append(i - 0.4 + width * (j + 0.5))
+                ys.append(y)
+                l, h = r[f"{key}_lo"], r[f"{key}_hi"]
+                lo.append(max(y - 100 * l, 0.0) if _finite(l) else 0.0)
+                hi.append(max(100 * h - y, 0.0) if _finite(h) else 0.0)
+            ax.bar(xs, ys, width=width * 0.95, yerr=[lo, hi], capsize=3, label=mix,
+                   color=colors(j % 10))
+        ax.set_xticks(range(len(eval_sets)))
+        ax.set_xticklabels(eval_sets)
+        ax.set_ylabel(f"{title} (%)")
+        ax.set_title(f"{title}, {100 * (1 - alpha):g} % CI")
+        ax.set_xlim(-0.6, len(eval_sets) - 0.4)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize="small")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def write_report(run_dir: Path, rows: list[dict], reference: str | None, eval_sets: list[str],
+                 notes: list[str], *, bootstrap: int = 1000, seed: int = 0,
+                 alpha: float = 0.05) -> dict[str, Path]:
+    """Write ``report.md``, ``results.csv`` and ``wer.png`` into ``run_dir`` (atomically);
+    return ``{"report.md": path, "results.csv": path, "wer.png": path}``.
+
+    ``reference`` names the model the paired differences are taken against; ``None`` means the
+    baseline row when there is one. The baseline (no fine-tuning) always appears in report.md:
+    when no row is the baseline, a row says it was not evaluated. Rows and evaluation sets keep
+    their order, except that the baseline comes first.
+    """
+    run_dir = Path(run_dir)
+    names = [r.get("mix") for r in rows]
+    if any(not isinstance(n, str) or not n for n in names):
+        raise ValueError("every row needs a non-empty 'mix' name")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate model names in rows: {names}")
+    rows = sorted(rows, key=lambda r: not _is_baseline(r))  # stable: baseline first
+    has_baseline = any(_is_baseline(r) for r in rows)
+    if reference is None and has_baseline:
+        reference = next(r["mix"] for r in rows if _is_baseline(r))
+    if reference is not None and reference not in names:
+        raise ValueError(f"reference {reference!r} is not one of the rows ({', '.join(names)})")
+    records = _table(rows, reference, list(eval_sets), bootstrap, seed, alpha)
+    md = _markdown(run_dir, rows, records, reference, list(eval_sets), list(notes), alpha,
+                   bootstrap, has_baseline)
+    png = _png_bytes(records, [r["mix"] for r in rows], list(eval_sets), alpha)
+    paths = {"report.md": run_dir / "report.md", "results.csv": run_dir / "results.csv",
+             "wer.png": run_dir / "wer.png"}
+    atomic_write_bytes(paths["results.csv"], _csv_bytes(records))
+    atomic_write_bytes(paths["wer.png"], png)
+    atomic_write_bytes(paths["report.md"], md.encode("utf-8"))
+    return paths

@@ -1,0 +1,422 @@
+"""Evaluation for ``sweaug ablate``: teacher-forced loss, WER (orthographic and normalized) with
+bootstrap confidence intervals, paired comparisons between systems, and a guard against
+evaluating Whisper without forcing the language and task.
+
+Why the guard: a multilingual Whisper left to detect the language per clip transcribes some
+Swedish clips as another language (or translates them), which is how the seed's "tutorial" run
+reported a 98 % WER; transformers >= 4.38 also refuses a batch in which it detects several
+languages ("Multiple languages detected", transformers#28814). Every ``generate`` call here
+passes ``language`` and ``task`` (:func:`generate_kwargs`), and :func:`check_generation_config`
+refuses a model whose generation config cannot honour them.
+
+WER definitions: errors = substitutions + deletions + insertions of a word-level Levenshtein
+alignment (jiwer); corpus WER = sum(errors) / sum(reference words) over utterances (not a mean
+of per-utterance WERs). *Orthographic* WER compares the texts as stored (case, punctuation);
+*normalized* WER applies :func:`basic_normalize` (Whisper's ``BasicTextNormalizer``: lowercase,
+no bracketed/parenthesized text, punctuation and symbols to spaces, å/ä/ö kept) to both sides.
+
+torch and transformers are imported inside the functions: importing this module stays cheap.
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+import unicodedata
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..records import ConfigError
+
+
+class EvaluationError(ConfigError):
+    """Evaluation refused (a model that cannot be forced to the language/task, bad input)."""
+
+
+# ---------------------------------------------------------------- normalization
+
+
+def _remove_symbols(s: str) -> str:
+    # openai-whisper normalizers/basic.py `remove_symbols` (= transformers' copy): NFKC, then
+    # every mark (M*), symbol (S*) and punctuation (P*) character becomes a space. NFKC composes
+    # a + combining ring into å first, so Swedish letters survive in either input form.
+    return "".join(" " if unicodedata.category(c)[0] in "MSP" else c
+                   for c in unicodedata.normalize("NFKC", s))
+
+
+def basic_normalize(text: str) -> str:
+    """Whisper's ``BasicTextNormalizer()`` (``remove_diacritics=False``, no letter splitting),
+    plus stripping the leading/trailing space it leaves: ``"Åsa går hem."`` -> ``"åsa går hem"``.
+
+    Lowercase; drop ``[...]``/``<...>`` and ``(...)`` spans; marks, symbols and punctuation become
+    spaces (NFKC first, so å/ä/ö are kept whether composed or decomposed); collapse whitespace.
+    Whitespace does not change word-level WER, so the strip does not change any WER.
+    """
+    s = text.lower()
+    s = re.sub(r"[<\[][^>\]]*[>\]]", "", s)  # remove words between brackets
+    s = re.sub(r"\(([^)]+?)\)", "", s)  # remove words between parentheses
+    s = _remove_symbols(s).lower()
+    return re.sub(r"\s+", " ", s).strip()
+
+
+# ---------------------------------------------------------------- WER
+
+
+def wer_stats(refs: Sequence[str], hyps: Sequence[str]) -> tuple[list[int], list[int]]:
+    """Per-utterance ``(errors, reference_words)`` from one ``jiwer.process_words`` alignment.
+
+    ``errors[i]`` = S + D + I of utterance i, so ``sum(errors) / sum(words)`` equals
+    ``jiwer.wer(refs, hyps)``. An empty (or blank) reference counts 0 words and its hypothesis
+    words as insertions.
+    """
+    import jiwer
+
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    if not refs:
+        return [], []
+    out = jiwer.process_words(list(refs), list(hyps))
+    errors, words = [], []
+    for ref_words, chunks in zip(out.references, out.alignments):
+        e = 0
+        for c in chunks:
+            if c.type in ("substitute", "delete"):
+                e += c.ref_end_idx - c.ref_start_idx
+            elif c.type == "insert":
+                e += c.hyp_end_idx - c.hyp_start_idx
+        errors.append(e)
+        words.append(len(ref_words))
+    return errors, words
+
+
+def corpus_wer(errors, words) -> float:
+    """sum(errors) / sum(words); 0.0 for no words and no errors, ``inf`` for errors on no words."""
+    e, w = int(np.sum(errors)), int(np.sum(words))
+    if w == 0:
+        return 0.0 if e == 0 else math.inf
+    return e / w
+
+
+def _ratios(e: np.ndarray, w: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = e / w
+    r[(w == 0) & (e == 0)] = 0.0
+    return r
+
+
+def _resample_sums(arrays: list[np.ndarray], n: int, seed: int) -> list[np.ndarray]:
+    """Sums of each array over ``n`` resamples of the utterance indices (with replacement); the
+    same indices for every array (paired). The chunking depends only on the sizes, so the result
+    is a function of (arrays, n, seed)."""
+    size = len(arrays[0])
+    if size == 0:
+        raise ValueError("cannot bootstrap an empty set")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    rng = np.random.default_rng(seed)
+    sums = [np.empty(n, dtype=np.int64) for _ in arrays]
+    chunk = max(1, 4_000_000 // size)
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        idx = rng.integers(0, size, size=(m, size))
+        for a, s in zip(arrays, sums):
+            s[start:start + m] = a[idx].sum(axis=1)
+    return sums
+
+
+def _as_counts(x, name: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.int64)
+    if a.ndim != 1 or (a < 0).any():
+        raise ValueError(f"{name} must be a 1-D sequence of non-negative counts")
+    return a
+
+
+def bootstrap_ci(errors, words, n: int = 1000, seed: int = 0,
+                 alpha: float = 0.05) -> tuple[float, float, float]:
+    """``(wer, lo, hi)``: corpus WER and its percentile bootstrap ``1 - alpha`` interval over
+    ``n`` resamples of utterances with replacement (``numpy.random.default_rng(seed)``)."""
+    e, w = _as_counts(errors, "errors"), _as_counts(words, "words")
+    if e.shape != w.shape:
+        raise ValueError("errors and words differ in length")
+    se, sw = _resample_sums([e, w], n, seed)
+    r = _ratios(se.astype(float), sw.astype(float))
+    lo, hi = np.percentile(r, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return corpus_wer(e, w), float(lo), float(hi)
+
+
+def paired_bootstrap_diff(errors_a, words, errors_b, n: int = 1000, seed: int = 0,
+                          alpha: float = 0.05) -> tuple[float, float, float, float]:
+    """Paired bootstrap of ``WER_b - WER_a`` on the same utterances (same references, so the
+    same ``words``): each resample draws one set of utterance indices used for both systems.
+
+    Returns ``(diff, lo, hi, p_better)``: the observed difference, its percentile ``1 - alpha``
+    interval, and the share of resamples in which b has the lower WER. The difference is
+    significant when the interval excludes 0 (:func:`verdict`).
+    """
+    a, b = _as_counts(errors_a, "errors_a"), _as_counts(errors_b, "errors_b")
+    w = _as_counts(words, "words")
+    if not (a.shape == b.shape == w.shape):
+        raise ValueError("errors_a, words and errors_b must have the same length (paired)")
+    sa, sb, sw = _resample_sums([a, b, w], n, seed)
+    wf = sw.astype(float)
+    d = _ratios(sb.astype(float), wf) - _ratios(sa.astype(float), wf)
+    lo, hi = np.percentile(d, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return (corpus_wer(b, w) - corpus_wer(a, w), float(lo), float(hi), float(np.mean(d < 0)))
+
+
+def verdict(lo: float, hi: float) -> str:
+    """For a CI of ``WER_b - WER_a``: "better" (b lower, CI below 0), "worse", or
+    "no significant difference" (the CI contains 0, or is undefined)."""
+    if hi < 0:
+        return "better"
+    if lo > 0:
+        return "worse"
+    return "no significant difference"
+
+
+# ---------------------------------------------------------------- language/task guard
+
+
+def language_token(language: str) -> str:
+    """``"sv"``, ``"swedish"`` or ``"<|sv|>"`` -> ``"<|sv|>"`` (Whisper's language codes)."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
+
+    lang = str(language).strip().lower()
+    m = re.fullmatch(r"<\|(.+)\|>", lang)
+    code = m.group(1) if m else TO_LANGUAGE_CODE.get(lang, lang)
+    if code not in LANGUAGES:
+        raise EvaluationError(f"unknown Whisper language {language!r} (use a code such as 'sv' "
+                              f"or a name such as 'swedish')")
+    return f"<|{code}|>"
+
+
+def check_generation_config(model, language: str = "sv", task: str = "transcribe") -> dict:
+    """Refuse (:class:`EvaluationError`) a model whose generation config cannot force
+    ``language`` and ``task``; else return ``{"language_token", "language_id", "task_id"}``.
+
+    Required: ``is_multilingual`` true, ``lang_to_id`` containing the language token,
+    ``task_to_id`` containing the task, ``decoder_start_token_id`` set. Without them
+    ``generate`` falls back to language detection (or fails), and the WER says nothing about
+    Swedish transcription.
+    """
+    name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+    how = ("copy generation_config.json from the matching openai/whisper-* checkpoint, or set "
+           "lang_to_id, task_to_id and is_multilingual=True on model.generation_config")
+    gen = getattr(model, "generation_config", None)
+    if gen is None:
+        raise EvaluationError(f"refusing to report WER for {name}: it has no generation config, "
+                              f"so language and task cannot be forced ({how})")
+    if task not in ("transcribe", "translate"):
+        raise EvaluationError(f"unknown Whisper task {task!r} (transcribe or translate)")
+    token = language_token(language)
+    if not getattr(gen, "is_multilingual", False):
+        raise EvaluationError(
+            f"refusing to report WER for {name}: its generation config is not multilingual "
+            f"(is_multilingual is {getattr(gen, 'is_multilingual', 'missing')}), so language "
+            f"{token} and task {task!r} cannot be forced ({how})")
+    lang_to_id = getattr(gen, "lang_to_id", None)
+    if not lang_to_id:
+        raise EvaluationError(
+            f"refusing to report WER for {name}: its generation config has no lang_to_id, so "
+            f"generate() cannot force language {token} and would detect the language per clip "
+            f"(the seed's 98 % WER; transformers#28814) ({how})")
+    if token not in lang_to_id:
+        raise EvaluationError(f"refusing to report WER for {name}: {token} is not in its "
+                              f"generation config's lang_to_id ({len(lang_to_id)} languages)")
+    task_to_id = getattr(gen, "task_to_id", None)
+    if not task_to_id or task not in task_to_id:
+        raise EvaluationError(
+            f"refusing to report WER for {name}: its generation config's task_to_id "
+            f"{'is missing' if not task_to_id else 'has no ' + repr(task)}, so task {task!r} "
+            f"cannot be forced ({how})")
+    if getattr(gen, "decoder_start_token_id", None) is None:
+        raise EvaluationError(f"refusing to report WER for {name}: generation config has no "
+                              f"decoder_start_token_id")
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    ids = {"language_token": token, "language_id": int(lang_to_id[token]),
+           "task_id": int(task_to_id[task])}
+    if vocab is not None and not (ids["language_id"] < vocab and ids["task_id"] < vocab):
+        raise EvaluationError(f"refusing to report WER for {name}: language/task ids "
+                              f"{ids['language_id']}/{ids['task_id']} outside its vocabulary")
+    return ids
+
+
+def generate_kwargs(model, language: str = "sv", task: str = "transcribe") -> dict:
+    """The ``generate`` keyword arguments that force ``language`` and ``task`` (after
+    :func:`check_generation_config`): ``{"language": "sv", "task": "transcribe"}``."""
+    ids = check_generation_config(model, language, task)
+    return {"language": ids["language_token"][2:-2], "task": task}
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def label_ids(tokenizer, text: str, language: str = "sv", task: str = "transcribe") -> list[int]:
+    """``<|startoftranscript|><|sv|><|transcribe|><|notimestamps|> text <|endoftext|>`` ids —
+    what a tokenizer with ``set_prefix_tokens(language, task)`` returns (the training labels of
+    ``ShardStream``), built without mutating ``tokenizer``."""
+    ids = tokenizer.convert_tokens_to_ids
+    prefix = [ids("<|startoftranscript|>"), ids(language_token(language)), ids(f"<|{task}|>"),
+              ids("<|notimestamps|>")]
+    body = tokenizer(text, add_special_tokens=False).input_ids
+    return prefix + list(body) + [ids("<|endoftext|>")]
+
+
+def shard_samples(shards: Iterable, text_field: str = "text") -> Iterator[dict]:
+    """``{"key", "audio", "text"}`` samples of WebDataset shards, in shard order (for
+    :func:`evaluate_set`)."""
+    import json
+    from pathlib import Path
+
+    from ..shards import iter_samples
+    from .data import decode_flac
+
+    for shard in shards:
+        for key, files in iter_samples(Path(shard)):
+            meta = json.loads(files["json"])
+            yield {"key": key, "audio": decode_flac(files["flac"]), "text": meta[text_field]}
+
+
+def _batches(samples: Iterable[dict], size: int, cap: int | None, state: dict):
+    """Lists of at most ``size`` samples, at most ``cap`` samples in all; sets
+    ``state["capped"]`` when a sample beyond the cap exists (one extra sample is read)."""
+    batch = []
+    for i, s in enumerate(samples):
+        if cap is not None and i >= cap:
+            state["capped"] = True
+            break
+        batch.append(s)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
+                 language: str = "sv", task: str = "transcribe", batch_size: int = 8,
+                 max_samples: int | None = None, max_new_tokens: int | None = None,
+                 bootstrap: int = 1000, seed: int = 0, alpha: float = 0.05,
+                 total: int | None = None) -> dict:
+    """Evaluate ``model`` on ``samples`` (dicts with ``key``, ``audio`` — mono float32 at 16 kHz
+    — and ``text``; at most ``max_samples`` of them, in order).
+
+    Per batch: log-mel features (``LogMel``; clips longer than the model's window are cut,
+    counted in ``truncated_audio``), the encoder once, a teacher-forced decoder pass on the
+    labels of :func:`label_ids` (cross-entropy summed over every predicted token — language,
+    task, notimestamps, text, end of text — and divided by the token count of the whole set),
+    and ``generate(..., language=, task=)`` on the same encoder output (greedy), decoded with
+    ``skip_special_tokens=True``. The model runs on its own device, in eval mode, under
+    ``torch.no_grad``; its training mode is restored afterwards.
+
+    ``bootstrap`` resamples (seeded with ``seed``) give the ``1 - alpha`` intervals; ``total``
+    (optional) is the size of the whole set, recorded as ``n_total`` for the report (and fewer
+    evaluated samples than ``total`` count as capped, e.g. when ``samples`` was cut already).
+
+    Returns a JSON-serializable dict: ``n``, ``capped`` (samples left out), ``n_total`` (None
+    when capped without ``total``), ``keys``, ``refs``, ``hyps``, ``eval_loss``, ``tokens``,
+    ``wer``/``wer_lo``/``wer_hi``
+    (orthographic), ``nwer``/``nwer_lo``/``nwer_hi`` (normalized), per-utterance ``errors``,
+    ``words``, ``nerrors``, ``nwords`` (for paired comparisons), and bookkeeping.
+    """
+    import torch
+
+    from .features import LogMel
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_samples is not None and max_samples < 1:
+        raise ValueError(f"max_samples must be >= 1 or None, got {max_samples}")
+    ids = check_generation_config(model, language, task)  # refuses before any audio is read
+    gen_kw = {"language": ids["language_token"][2:-2], "task": task}  # = generate_kwargs()
+    prefix = label_ids(tokenizer, "", language, task)[:-1]
+    gen = model.generation_config
+    if prefix != [gen.decoder_start_token_id, ids["language_id"], ids["task_id"],
+                  getattr(gen, "no_timestamps_token_id", prefix[3])]:
+        raise EvaluationError(f"the tokenizer's prefix ids {prefix} do not match the model's "
+                              f"generation config: tokenizer and model are from different "
+                              f"vocabularies")
+    max_pos = int(model.config.max_target_positions)
+    if max_new_tokens is None:
+        max_new_tokens = max_pos - len(prefix)
+    if not 1 <= max_new_tokens <= max_pos - len(prefix):
+        raise ValueError(f"max_new_tokens must be in [1, {max_pos - len(prefix)}] "
+                         f"(max_target_positions {max_pos} minus the {len(prefix)} prefix "
+                         f"tokens), got {max_new_tokens}")
+    logmel = LogMel(feature_extractor)
+    eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+
+    keys, refs, hyps = [], [], []
+    loss_sum, tokens, trunc_audio, trunc_labels, audio_seconds = 0.0, 0, 0, 0, 0.0
+    state = {"capped": False}
+    was_training = model.training
+    model.eval()
+    t0 = time.perf_counter()
+    try:
+        with torch.no_grad():
+            for batch in _batches(samples, batch_size, max_samples, state):
+                feats = []
+                for s in batch:
+                    if s.get("sample_rate", 16000) != 16000:
+                        raise EvaluationError(f"sample {s.get('key')!r}: expected 16 kHz audio, "
+                                              f"got {s['sample_rate']} Hz")
+                    audio = np.asarray(s["audio"], dtype=np.float32)
+                    if audio.ndim != 1:
+                        raise EvaluationError(f"sample {s.get('key')!r}: expected mono audio, "
+                                              f"got shape {audio.shape}")
+                    trunc_audio += audio.size > logmel.n_samples
+                    audio_seconds += audio.size / 16000
+                    feats.append(logmel(audio))
+                x = torch.from_numpy(np.stack(feats)).to(device=device, dtype=dtype)
+                enc = model.get_encoder()(x)
+
+                labels = [label_ids(tokenizer, s["text"], language, task) for s in batch]
+                trunc_labels += sum(len(l) > max_pos + 1 for l in labels)
+                labels = [l[:max_pos + 1] for l in labels]
+                width = max(len(l) for l in labels) - 1
+                dec = torch.full((len(batch), width), eot, dtype=torch.long)
+                tgt = torch.full((len(batch), width), -100, dtype=torch.long)
+                for i, l in enumerate(labels):
+                    dec[i, :len(l) - 1] = torch.tensor(l[:-1])
+                    tgt[i, :len(l) - 1] = torch.tensor(l[1:])
+                logits = model(encoder_outputs=enc, decoder_input_ids=dec.to(device)).logits
+                loss_sum += torch.nn.functional.cross_entropy(
+                    logits.float().reshape(-1, logits.shape[-1]), tgt.to(device).reshape(-1),
+                    ignore_index=-100, reduction="sum").item()
+                tokens += int((tgt != -100).sum())
+
+                out = model.generate(x, encoder_outputs=enc, max_new_tokens=max_new_tokens,
+                                     **gen_kw)
+                seqs = out.sequences if hasattr(out, "sequences") else out
+                hyps += [h.strip() for h in tokenizer.batch_decode(seqs, skip_special_tokens=True)]
+                keys += [str(s.get("key", len(keys) + i)) for i, s in enumerate(batch)]
+                refs += [s["text"] for s in batch]
+    finally:
+        model.train(was_training)
+    if not refs:
+        raise EvaluationError("no samples to evaluate")
+
+    errors, words = wer_stats(refs, hyps)
+    nerrors, nwords = wer_stats([basic_normalize(r) for r in refs],
+                                [basic_normalize(h) for h in hyps])
+    wer, wer_lo, wer_hi = bootstrap_ci(errors, words, bootstrap, seed, alpha)
+    nwer, nwer_lo, nwer_hi = bootstrap_ci(nerrors, nwords, bootstrap, seed, alpha)
+    return {
+        "n": len(refs), "max_samples": max_samples,
+        # capped: a sample beyond max_samples was seen, or fewer than `total` were evaluated
+        "capped": state["capped"] or (total is not None and len(refs) < total),
+        "n_total": int(total) if total is not None else (None if state["capped"] else len(refs)),
+        "language": gen_kw["language"], "task": task,
+        "eval_loss": loss_sum / tokens if tokens else math.nan, "tokens": tokens,
+        "wer": wer, "wer_lo": wer_lo, "wer_hi": wer_hi,
+        "nwer": nwer, "nwer_lo": nwer_lo, "nwer_hi": nwer_hi,
+        "alpha": alpha, "bootstrap": bootstrap, "seed": seed,
+        "keys": keys, "refs": refs, "hyps": hyps,
+        "errors": errors, "words": words, "nerrors": nerrors, "nwords": nwords,
+        "truncated_audio": int(trunc_audio), "truncated_labels": int(trunc_labels),
+        "audio_seconds": round(audio_seconds, 3), "max_new_tokens": max_new_tokens,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
