@@ -175,6 +175,27 @@ def augment(folder, recipe, copies, seed, out, splits, noise_dir, rir_dir, worke
 
 
 @main.command()
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Runs folder: results land in <out>/<recipe name>/.")
+@click.option("--corpus", type=click.Path(path_type=Path),
+              help="Corpus root the recipe's shard sets are relative to (default: the recipe's "
+                   "`corpus`, else ./corpus).")
+@click.option("--dry-run", is_flag=True, help="Validate and print the plan; train nothing.")
+@click.option("--mix", "mixes", multiple=True, help="Run only these mixes (repeatable).")
+def ablate(recipe, out, corpus, dry_run, mixes):
+    """Fine-tune Whisper on each data mix of a recipe and report WER with confidence intervals."""
+    from .ablate import run_recipe
+    from .records import ConfigError, SourceError
+
+    try:
+        run_recipe(recipe, out, corpus=corpus, dry_run=dry_run, only=list(mixes) or None,
+                   echo=click.echo)
+    except (ConfigError, SourceError) as e:
+        _fail(str(e))
+
+
+@main.command()
 @click.argument("corpus", type=click.Path(path_type=Path, exists=True, file_okay=False))
 def stats(corpus: Path):
     """Print a corpus manifest as a table."""
@@ -185,6 +206,35 @@ def stats(corpus: Path):
         click.echo(format_table(read_manifest(corpus)))
     except SourceError as e:
         _fail(str(e))
+
+
+@main.command()
+@click.argument("corpus", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--repo-id", required=True, help="The dataset repo, e.g. someone/swedish-asr-mix.")
+@click.option("--private", is_flag=True, help="Create the repo private (if it does not exist).")
+@click.option("--dry-run", is_flag=True,
+              help="Verify and stage the repo layout, list what would be uploaded, stop.")
+@click.option("--stage-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where the repo layout is staged (default: CORPUS/.sweaug/publish/OWNER--NAME).")
+@click.option("--include-common-voice", is_flag=True,
+              help="Also publish Common Voice-derived shards (the cv source and sets augmented "
+                   "from it). CV is CC0, but Mozilla Data Collective's terms of use forbid "
+                   "re-hosting what you downloaded from it: with this flag, making sure you may "
+                   "publish it is your responsibility.")
+@click.option("--default-config", help="The config load_dataset picks when none is named "
+                                       "(default: the source with the most hours).")
+def publish(corpus, repo_id, private, dry_run, stage_dir, include_common_voice, default_config):
+    """Publish a corpus and its augmented sets as a Hugging Face dataset repo."""
+    from .publish import PublishError, format_result, publish as run_publish
+
+    try:
+        result = run_publish(corpus, repo_id, private=private, dry_run=dry_run,
+                             stage_dir=stage_dir, include_common_voice=include_common_voice,
+                             default=default_config,
+                             progress=lambda m: click.echo(m, err=True))
+    except PublishError as e:
+        _fail(str(e))
+    click.echo(format_result(result, dry_run))
 
 
 @main.group()

@@ -97,3 +97,33 @@ def test_tiny_ablation_end_to_end(corpus, tmp_path, env):
     assert "report:" in p.stdout
     again = sweaug(env, "ablate", recipe, "--corpus", corpus, "--out", runs)
     assert again.stdout.count("finished earlier, skipped") == 3
+
+
+KILL_AFTER_SAVE = """
+import os, signal, sys
+import transformers
+orig = transformers.Trainer._save_checkpoint
+def save(self, *a, **k):
+    orig(self, *a, **k)
+    os.kill(os.getpid(), signal.SIGKILL)  # killed right after the first checkpoint
+transformers.Trainer._save_checkpoint = save
+from sweaug.cli import main
+sys.exit(main())
+"""
+
+
+def test_killed_mix_resumes_from_its_checkpoint(corpus, tmp_path, env):
+    import subprocess
+    import sys
+
+    recipe = _recipe(tmp_path, TINY % (ROOT / "recipes" / "augment" / "default.yaml"))
+    runs = tmp_path / "runs"
+    args = ["ablate", str(recipe), "--corpus", str(corpus), "--out", str(runs), "--mix", "cv"]
+    p = subprocess.run([sys.executable, "-c", KILL_AFTER_SAVE, *args], env=env,
+                       capture_output=True, text=True)
+    assert p.returncode == -9
+    mix = runs / "tiny" / "cv"
+    assert (mix / "checkpoints" / "checkpoint-12").is_dir() and not (mix / "results.json").exists()
+    sweaug(env, *args)
+    res = json.loads((mix / "results.json").read_text())
+    assert res["train"]["resumed_from"] == "checkpoint-12" and res["train"]["steps"] == 24
