@@ -34,7 +34,8 @@ MIX_KEYS = {"name": str, "data": dict, "augment": str, "lora": dict, "training":
             "description": str}
 TOP_KEYS = {"name": str, "description": str, "model": str, "tiny": dict, "language": str,
             "task": str, "corpus": str, "seed": int, "training": dict, "evaluation": dict,
-            "reference": str, "mixes": list, "baseline": bool}
+            "reference": str, "mixes": list, "baseline": bool,
+            "eval_max_samples": int}  # the same as evaluation.max_samples
 EVAL_KEYS = {"sets": list, "max_samples": int, "batch_size": int, "bootstrap": int}
 
 
@@ -129,8 +130,10 @@ def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
     base_training = dict(TRAINING_DEFAULTS)
     _check(data.get("training") or {}, TRAINING_TYPES, "training.", path, _lines(tr_node))
     base_training.update(data.get("training") or {})
-    ev = data.get("evaluation") or {}
+    ev = dict(data.get("evaluation") or {})
     _check(ev, EVAL_KEYS, "evaluation.", path, _lines(ev_node))
+    if data.get("eval_max_samples") is not None:
+        ev.setdefault("max_samples", data["eval_max_samples"])
     _check(data.get("tiny") or {}, TINY_KEYS, "tiny.", path, _lines(_child(root, "tiny")))
     mixes_node = _child(root, "mixes")
     if not data["mixes"]:

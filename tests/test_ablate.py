@@ -25,6 +25,10 @@ mixes:
   - name: cv+fleurs+aug
     data: {cv/train: 1.0, fleurs/train: 0.5}
     augment: %s
+  - name: cv-lora
+    data: {cv/train: 1.0}
+    lora: {r: 4, alpha: 8, target_modules: [q_proj, v_proj]}
+    training: {max_steps: 6, save_steps: 6}
 """
 
 
@@ -96,7 +100,9 @@ def test_tiny_ablation_end_to_end(corpus, tmp_path, env):
     assert (run / "wer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "report:" in p.stdout
     again = sweaug(env, "ablate", recipe, "--corpus", corpus, "--out", runs)
-    assert again.stdout.count("finished earlier, skipped") == 3
+    assert again.stdout.count("finished earlier, skipped") == 4
+    lora = json.loads((run / "cv-lora" / "results.json").read_text())
+    assert lora["train"]["steps"] == 6 and all(l == l for _, l in lora["train"]["losses"])
 
 
 KILL_AFTER_SAVE = """
