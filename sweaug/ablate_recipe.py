@@ -166,7 +166,10 @@ def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
         training.update(m.get("training") or {})
         if m.get("lora") is not None:
             _check(m["lora"], LORA_KEYS, f"mixes[{i}].lora.", path, _lines(_child(mnode, "lora")))
-        mixes.append(Mix(name, {k: float(v) for k, v in weights.items()}, m.get("augment"),
+        augment = m.get("augment")
+        if augment:  # relative to the recipe file, like every path in a recipe
+            augment = str((path.parent / Path(augment).expanduser()).resolve())
+        mixes.append(Mix(name, {k: float(v) for k, v in weights.items()}, augment,
                          m.get("lora"), training))
     ref = data.get("reference")
     if ref is not None and ref not in names:
