@@ -7,7 +7,6 @@ here: :class:`PublishError`, which every step raises, and the choice of the defa
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -59,11 +58,9 @@ class Plan:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from ..shards import sha256_file
+
+    return sha256_file(path)
 
 
 def _read_json(path: Path) -> dict:
