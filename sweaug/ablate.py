@@ -55,6 +55,7 @@ def _evaluate(recipe: Recipe, model, fe, tok, sets: dict[str, ShardSet]) -> dict
                               language=recipe.language, task=recipe.task,
                               batch_size=recipe.eval_batch_size,
                               max_samples=recipe.eval_max_samples, bootstrap=recipe.bootstrap,
+                              max_new_tokens=recipe.max_new_tokens,
                               seed=recipe.seed, total=sets[s].samples)
     return out
 

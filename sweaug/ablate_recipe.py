@@ -36,7 +36,8 @@ TOP_KEYS = {"name": str, "description": str, "model": str, "tiny": dict, "langua
             "task": str, "corpus": str, "seed": int, "training": dict, "evaluation": dict,
             "reference": str, "mixes": list, "baseline": bool,
             "eval_max_samples": int}  # the same as evaluation.max_samples
-EVAL_KEYS = {"sets": list, "max_samples": int, "batch_size": int, "bootstrap": int}
+EVAL_KEYS = {"sets": list, "max_samples": int, "batch_size": int, "bootstrap": int,
+             "max_new_tokens": int}
 
 
 class AblationError(ConfigError):
@@ -65,6 +66,7 @@ class Recipe:
     eval_max_samples: int | None
     eval_batch_size: int
     bootstrap: int
+    max_new_tokens: int | None
     reference: str | None
     corpus: Path | None
     tiny: dict
@@ -182,7 +184,8 @@ def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
     return Recipe(path, data["name"], data.get("model", "openai/whisper-small"),
                   data.get("language", "sv"), data.get("task", "transcribe"),
                   int(data.get("seed", 42)), mixes, sets, ev.get("max_samples"),
-                  int(ev.get("batch_size", 8)), int(ev.get("bootstrap", 1000)), ref,
+                  int(ev.get("batch_size", 8)), int(ev.get("bootstrap", 1000)),
+                  ev.get("max_new_tokens"), ref,
                   Path(corpus_path) if corpus_path else None, data.get("tiny") or {},
                   bool(data.get("baseline", True)), data.get("description", ""))
 
