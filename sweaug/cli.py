@@ -196,6 +196,23 @@ def ablate(recipe, out, corpus, dry_run, mixes):
 
 
 @main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("sweaug-demo"),
+              show_default=True, help="Everything is written here.")
+@click.option("--quick", is_flag=True, help="The same stages with few steps (about 2 minutes).")
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True)
+def demo(out, quick, seed, workers):
+    """Build, augment and ablate the bundled sample offline, and print the report."""
+    from .demo import run_demo
+    from .records import ConfigError, SourceError
+
+    try:
+        run_demo(out, quick=quick, seed=seed, workers=workers, echo=click.echo)
+    except (ConfigError, SourceError) as e:
+        _fail(str(e))
+
+
+@main.command()
 @click.argument("corpus", type=click.Path(path_type=Path, exists=True, file_okay=False))
 def stats(corpus: Path):
     """Print a corpus manifest as a table."""
