@@ -2,13 +2,26 @@
 model without fine-tuning) on the evaluation sets, and report WER with confidence intervals.
 
 Layout: ``<out>/<recipe>/<mix>/`` (checkpoints, tensorboard, model, results.json), and
-``<out>/<recipe>/report.md``, ``results.csv``, ``wer.png``. A mix whose results.json carries
-the same recipe hash is not run again; a killed mix resumes from its last checkpoint.
+``<out>/<recipe>/run.json`` (what the recipe expects: every model and its hash),
+``report.md``, ``results.csv``, ``wer.png``. A mix whose results.json carries the same recipe
+hash is not run again; a killed mix resumes from its last checkpoint.
+
+``--mix NAME`` (repeatable) runs only those models; ``baseline`` names the model without
+fine-tuning, which then runs only when asked for. That is how a recipe is split into cluster
+jobs: one ``--mix`` per job, all writing into the same run folder, then ``sweaug report
+RUN_DIR`` (:func:`report_run`) merges whatever has finished and names what has not.
+
+Under ``torchrun`` / ``accelerate launch`` every rank trains each mix (DDP, see
+``train/finetune.py``); then the process group is left, the other ranks exit, and rank 0 alone
+evaluates, writes results.json and the report — no rank waits on a collective while rank 0
+evaluates, and nothing is written twice.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -16,6 +29,8 @@ from .ablate_recipe import Recipe, ShardSet, load, plan_text, resolve_sets
 
 log = logging.getLogger("sweaug.ablate")
 BASELINE = "baseline"
+RUN_FILE = "run.json"
+RUN_FORMAT = "sweaug-ablation-run/1"
 
 
 def eval_samples(ss: ShardSet, max_samples: int | None) -> Iterator[dict]:
@@ -60,10 +75,52 @@ def _evaluate(recipe: Recipe, model, fe, tok, sets: dict[str, ShardSet]) -> dict
     return out
 
 
+def _hash(recipe: Recipe, mix) -> str:
+    return recipe.mix_hash(mix) if mix else recipe.mix_hash(
+        type("M", (), {"data": {}, "augment": None, "lora": None, "training": {}})())
+
+
+def _selected(recipe: Recipe, only: list[str] | None) -> list:
+    """The models to run, baseline (None) first: all of them, or those ``--mix`` names."""
+    from .ablate_recipe import AblationError
+
+    names = [m.name for m in recipe.mixes]
+    if BASELINE in names:
+        raise AblationError(f"{recipe.path}: a mix may not be named {BASELINE!r} (the name of "
+                            f"the model without fine-tuning)")
+    if only:
+        known = ([BASELINE] if recipe.baseline else []) + names
+        unknown = [n for n in only if n not in known]
+        if BASELINE in unknown:
+            raise AblationError(f"--mix {BASELINE}: {recipe.path} sets `baseline: false`")
+        if unknown:
+            raise AblationError(f"--mix {', '.join(unknown)}: no such mix in {recipe.path} "
+                                f"(it has: {', '.join(known)})")
+    base = recipe.baseline and (not only or BASELINE in only)
+    return [None] * base + [m for m in recipe.mixes if not only or m.name in only]
+
+
+def run_meta(recipe: Recipe, corpus: Path) -> dict:
+    """What ``run.json`` holds: enough to rebuild the report from the run folder alone (and for
+    ``sweaug view`` / the app to find the recipe and the corpus)."""
+    models = [{"name": BASELINE, "hash": _hash(recipe, None), "baseline": True}] \
+        * recipe.baseline + [{"name": m.name, "hash": _hash(recipe, m), "baseline": False}
+                             for m in recipe.mixes]
+    return {"format": RUN_FORMAT, "recipe": recipe.name,
+            "recipe_path": str(Path(recipe.path).resolve()),
+            "corpus": str(Path(corpus).resolve()), "model": recipe.model,
+            "language": recipe.language, "task": recipe.task,
+            "eval_sets": list(recipe.eval_sets), "reference": recipe.reference, "models": models}
+
+
 def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool = False,
                only: list[str] | None = None, echo=print) -> dict:
-    from .shards import atomic_write_bytes
+    from .report import atomic_write
 
+    # torchrun / accelerate launch set RANK and WORLD_SIZE (the process group comes later,
+    # with the training arguments)
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    say = echo if rank == 0 else (lambda *a, **k: None)
     recipe = load(path, corpus)
     corpus = recipe.corpus or Path("corpus")
     sets = resolve_sets(recipe, corpus)
@@ -72,7 +129,8 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
             from .ablate_recipe import AblationError
             raise AblationError(f"{recipe.path}: mix {m.name!r}: augment recipe {m.augment} "
                                 f"does not exist")
-    echo(plan_text(recipe, sets))
+    models = _selected(recipe, only)
+    say(plan_text(recipe, sets))
     if dry_run:
         return {}
     from .augment import load_recipe as load_augment
@@ -80,59 +138,154 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
         if m.augment:
             load_augment(Path(m.augment))
     run_dir = Path(out) / recipe.name
-    results = {}
-    todo = [m for m in recipe.mixes if not only or m.name in only]
-    if recipe.baseline:
-        results[BASELINE] = _run_one(recipe, None, sets, run_dir / BASELINE, echo)
-    for mix in todo:
-        results[mix.name] = _run_one(recipe, mix, sets, run_dir / mix.name, echo)
-    from .report import write_report
-    rows = []
-    for name in [BASELINE] * recipe.baseline + [m.name for m in recipe.mixes]:
-        f = run_dir / name / "results.json"
-        if f.exists():
-            rows.append(json.loads(f.read_text()))
-    paths = write_report(run_dir, rows, recipe.reference, recipe.eval_sets,
-                         notes=[f"recipe {recipe.path} ({recipe.name}); model {recipe.model}",
-                                "every evaluation forces language "
-                                f"{recipe.language!r} and task {recipe.task!r}"])
-    atomic_write_bytes(run_dir / "plan.txt", plan_text(recipe, sets).encode())
-    echo("\n" + paths["report.md"].read_text())
-    echo(f"report: {paths['report.md']}\ncsv: {paths['results.csv']}\nplot: {paths['wer.png']}")
+    if rank == 0:
+        atomic_write(run_dir / RUN_FILE, json.dumps(run_meta(recipe, corpus), indent=1).encode())
+    results, pending = {}, []
+    for mix in models:  # every rank decides alike: no results.json is written before the end
+        name = mix.name if mix else BASELINE
+        done = _finished(run_dir / name, _hash(recipe, mix))
+        if done:
+            say(f"{name}: finished earlier, skipped ({run_dir / name / 'results.json'})")
+            results[name] = done
+            continue
+        train = None
+        if mix is not None:
+            from .train.finetune import train_mix
+            t = mix.training
+            per_step = t["per_device_train_batch_size"] * t["gradient_accumulation_steps"] * world
+            say(f"{name}: training ({t['max_steps']} steps"
+                + (f" on {world} processes, {per_step} samples per step)" if world > 1 else ")"))
+            train = train_mix(recipe, mix, sets, run_dir / name)
+        if world == 1:
+            results[name] = _evaluate_one(recipe, mix, sets, run_dir / name, train, say)
+        else:
+            pending.append((mix, train))
+    if world > 1:
+        _leave_process_group()
+        if rank != 0:
+            print(f"rank {rank}: training finished; rank 0 evaluates and reports",
+                  file=sys.stderr)
+            return {}
+        for mix, train in pending:
+            name = mix.name if mix else BASELINE
+            results[name] = _evaluate_one(recipe, mix, sets, run_dir / name, train, say)
+    atomic_write(run_dir / "plan.txt", plan_text(recipe, sets).encode())
+    report_run(run_dir, echo=say)
     return results
 
 
-def _run_one(recipe: Recipe, mix, sets, out: Path, echo) -> dict:
-    from .shards import atomic_write_bytes
-    from .train.finetune import load_whisper, train_mix
+def _finished(folder: Path, key: str) -> dict | None:
+    f = folder / "results.json"
+    if f.exists():
+        done = _read_json(f)
+        if done.get("hash") == key:
+            return done
+    return None
+
+
+def _read_json(f: Path) -> dict:
+    from .ablate_recipe import AblationError
+
+    try:
+        d = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AblationError(f"{f}: unreadable ({e})") from None
+    if not isinstance(d, dict):
+        raise AblationError(f"{f}: not a JSON object")
+    return d
+
+
+def _leave_process_group() -> None:
+    """All ranks: wait for each other, then destroy the process group (if training made one)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def _evaluate_one(recipe: Recipe, mix, sets, out: Path, train: dict | None, echo) -> dict:
+    import torch
+
+    from .train.finetune import load_whisper
 
     name = mix.name if mix else BASELINE
-    key = recipe.mix_hash(mix) if mix else recipe.mix_hash(
-        type("M", (), {"data": {}, "augment": None, "lora": None, "training": {}})())
-    f = out / "results.json"
-    if f.exists():
-        done = json.loads(f.read_text())
-        if done.get("hash") == key:
-            echo(f"{name}: finished earlier, skipped ({f})")
-            return done
     if mix is None:
         seconds = recipe.mixes[0].training["seconds"]
         model, fe, tok = load_whisper(recipe.model, seconds, recipe.tiny, recipe.seed,
                                       recipe.language, recipe.task)
-        train = None
     else:
-        echo(f"{name}: training ({mix.training['max_steps']} steps)")
-        train = train_mix(recipe, mix, sets, out)
         from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
         from .whisper import load_tokenizer
         model = WhisperForConditionalGeneration.from_pretrained(str(out / "model"))
         fe = WhisperFeatureExtractor.from_pretrained(str(out / "model"))
         tok = load_tokenizer(str(out / "model"))
         tok.set_prefix_tokens(language=recipe.language, task=recipe.task)
+    if torch.cuda.is_available():
+        model.to("cuda")
     model.eval()
     echo(f"{name}: evaluating on {', '.join(recipe.eval_sets)}")
-    result = {"mix": name, "baseline": mix is None, "hash": key, "model": recipe.model,
-              "data": data_description(mix, sets) if mix else None, "train": train,
-              "eval": _evaluate(recipe, model, fe, tok, sets)}
-    atomic_write_bytes(f, json.dumps(result, ensure_ascii=False, indent=1, sort_keys=True).encode())
+    result = {"mix": name, "baseline": mix is None, "hash": _hash(recipe, mix),
+              "model": recipe.model, "data": data_description(mix, sets) if mix else None,
+              "train": train, "eval": _evaluate(recipe, model, fe, tok, sets)}
+    from .shards import atomic_write_bytes
+    atomic_write_bytes(out / "results.json",
+                       json.dumps(result, ensure_ascii=False, indent=1, sort_keys=True).encode())
     return result
+
+
+def report_run(run_dir: Path, echo=print) -> dict:
+    """Rebuild ``report.md``, ``results.csv`` and ``wer.png`` of a run folder from the models
+    that have finished (``<model>/results.json`` with the hash ``run.json`` expects); the
+    report names those that have not (missing) or that a different recipe produced (stale).
+    Returns ``{"paths", "finished", "missing", "stale"}``."""
+    from .ablate_recipe import AblationError
+    from .report import write_report
+
+    run_dir = Path(run_dir)
+    f = run_dir / RUN_FILE
+    if not f.exists():
+        raise AblationError(f"{run_dir}: no {RUN_FILE} — not a run folder of sweaug ablate "
+                            f"(it is <out>/<recipe name>/ and appears when a run starts)")
+    meta = _read_json(f)
+    if meta.get("format") != RUN_FORMAT or not isinstance(meta.get("models"), list):
+        raise AblationError(f"{f}: not a {RUN_FORMAT} file")
+    rows, missing, stale = [], [], []
+    for m in meta["models"]:
+        res = run_dir / m["name"] / "results.json"
+        if not res.exists():
+            missing.append(m["name"])
+            continue
+        row = _read_json(res)
+        if row.get("hash") != m["hash"]:
+            stale.append(m["name"])
+        else:
+            rows.append(row)
+    if not rows:
+        raise AblationError(f"{run_dir}: no model has finished yet (no <model>/results.json "
+                            f"from this recipe; expected: "
+                            f"{', '.join(m['name'] for m in meta['models'])})")
+    recipe_path = meta.get("recipe_path", "RECIPE")
+    notes = [f"recipe {recipe_path} ({meta['recipe']}); model {meta['model']}",
+             "every evaluation forces language "
+             f"{meta['language']!r} and task {meta['task']!r}"]
+    reference = meta.get("reference")
+    finished = [r["mix"] for r in rows]
+    if reference and reference not in finished:
+        notes.append(f"the reference {reference!r} has not finished: "
+                     + ("differences against the baseline instead" if BASELINE in finished
+                        else "no paired differences yet"))
+        reference = None
+    if missing:
+        notes.append("not finished: " + ", ".join(missing) + f" — run `sweaug ablate "
+                     f"{recipe_path} --mix NAME`, then `sweaug report {run_dir}`")
+    if stale:
+        notes.append("left out, results of other recipe settings (re-run them): "
+                     + ", ".join(stale))
+    paths = write_report(run_dir, rows, reference, meta["eval_sets"], notes,
+                         missing=missing + stale)
+    echo("\n" + paths["report.md"].read_text())
+    echo(f"report: {paths['report.md']}\ncsv: {paths['results.csv']}\nplot: {paths['wer.png']}")
+    if missing or stale:
+        echo(f"not finished: {', '.join(missing + stale)}")
+    return {"paths": paths, "finished": finished, "missing": missing, "stale": stale}

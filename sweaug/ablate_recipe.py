@@ -22,12 +22,19 @@ TRAINING_DEFAULTS = {
     "max_steps": 4000, "fp16": True, "gradient_checkpointing": True, "optim": "adamw_bnb_8bit",
     "dropout": 0.1, "weight_decay": 0.0, "logging_steps": 25, "save_steps": 1000,
     "per_device_eval_batch_size": 8, "generation_max_length": 225, "seconds": 30.0,
-    "dataloader_num_workers": 2, "shuffle_buffer": 0,
+    "dataloader_num_workers": 2, "shuffle_buffer": 500,
 }
 TRAINING_TYPES = {k: (float, int) if isinstance(v, float) else type(v)
                   for k, v in TRAINING_DEFAULTS.items()}
 TRAINING_TYPES["seconds"] = (float, int)
 TRAINING_TYPES["learning_rate"] = (float, int)
+# lower bounds of the numeric training settings: (bound, whether the bound itself is allowed)
+TRAINING_MIN = {k: (0, False) for k in (
+    "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "max_steps",
+    "logging_steps", "save_steps", "per_device_eval_batch_size", "generation_max_length",
+    "seconds")}
+TRAINING_MIN.update({k: (0, True) for k in (
+    "warmup_steps", "dropout", "weight_decay", "dataloader_num_workers", "shuffle_buffer")})
 TINY_KEYS = {"d_model": int, "layers": int, "heads": int}
 LORA_KEYS = {"r": int, "alpha": int, "dropout": (float, int), "target_modules": list}
 MIX_KEYS = {"name": str, "data": dict, "augment": str, "lora": dict, "training": dict,
@@ -92,6 +99,11 @@ def _check(node_map: dict, allowed: dict, where: str, path: Path, lines: dict) -
                 or (isinstance(value, bool) and want in (int, (float, int))):
             raise AblationError(f"{path}:{line}: {where}{key} must be "
                                 f"{getattr(want, '__name__', 'a number')}, got {value!r}")
+        if where.endswith("training.") and key in TRAINING_MIN and value is not None:
+            low, inclusive = TRAINING_MIN[key]
+            if value < low or (value == low and not inclusive):
+                raise AblationError(f"{path}:{line}: {where}{key} must be "
+                                    f"{'>=' if inclusive else '>'} {low}, got {value!r}")
 
 
 def _lines(node) -> dict:

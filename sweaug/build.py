@@ -1,18 +1,18 @@
 """One build: sources -> normalized records -> filters + leakage guard -> deterministic
-partitions -> an executor (local process pool) -> shards -> manifest.
+partitions -> an executor (local process pool or Ray, executors.py) -> shards -> manifest.
 
 Resume: every finished partition leaves a record under ``<out>/.sweaug/parts``; a re-run with
-the same inputs reuses every partition whose record and shards (checked by sha256) are intact
-and builds the rest. Shards are staged under ``<out>/.sweaug/staging`` and moved to their
+the same inputs reuses every partition whose record and shards are intact (checked by sha256;
+by size on an fsspec store, whose objects are whole) and builds the rest. Shards are staged under ``<out>/.sweaug/staging`` and moved to their
 final names ``<out>/<source>/<split>-NNNNNN.tar`` once every partition of the build is done;
-``manifest.json`` is written last, atomically.
+``manifest.json`` is written last, atomically. ``out`` may be an fsspec URL (storage.py).
 """
 from __future__ import annotations
 
 import json
 import logging
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -21,7 +21,7 @@ from .filters import FilterConfig, text_reason
 from .leakage import LeakageGuard
 from .partitions import Partition, Settings, partition_stream
 from .records import EVAL_SPLITS, Drop, Utterance
-from .shards import SHARD_BYTES, SHARD_SAMPLES, atomic_write_bytes
+from .shards import SHARD_BYTES, SHARD_SAMPLES
 from .sources import SourceOptions, get_source
 
 log = logging.getLogger("sweaug.build")
@@ -29,14 +29,18 @@ log = logging.getLogger("sweaug.build")
 
 @dataclass
 class BuildConfig:
-    out: Path
+    out: Path | str  # a folder or an fsspec URL (s3://bucket/corpus, file:///..., ...)
     sources: dict[str, SourceOptions]
-    workers: int = 1
+    workers: int | None = None  # local: processes (default 1); ray: jobs at a time (all CPUs)
     shard_samples: int = SHARD_SAMPLES
     shard_bytes: int = SHARD_BYTES
     filters: FilterConfig = field(default_factory=FilterConfig)
     eval_dirs: tuple[Path, ...] = ()
     strict: bool = False
+    executor: str = "local"  # or "ray"
+    ray_address: str | None = None  # None: start a local Ray for the build
+    retries: int = 3  # Ray task retries per partition
+    storage_options: dict = field(default_factory=dict)  # for an fsspec ``out``
 
 
 def _accepted(src, split: str, guard: LeakageGuard, drops: list[Drop], leaks: list[dict]
@@ -70,11 +74,11 @@ def _accepted(src, split: str, guard: LeakageGuard, drops: list[Drop], leaks: li
         yield u
 
 
-def _estimate_seconds(cfg: BuildConfig) -> float:
+def _estimate_seconds(options: dict[str, SourceOptions]) -> float:
     """Audio seconds the build will read (metadata only, fresh source objects), for the
     progress bar's total and ETA; clips of unknown length count as 5 s."""
     total = 0.0
-    for name, opts in cfg.sources.items():
+    for name, opts in options.items():
         src = get_source(name, opts)
         src.download()
         for split in src.splits:
@@ -92,21 +96,32 @@ def build(cfg: BuildConfig, progress: Callable[[float, float], None] | None = No
     evaluation sentence and speaker is known before the first training record is judged. Only
     the partitions in flight are held in memory.
     """
+    from .executors import make_executor
     from .jobs import run_jobs
+    from .storage import fetch_input, open_store
     from .text import NORMALIZER_VERSION
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    sources = {name: get_source(name, opts) for name, opts in cfg.sources.items()}
-    for src in sources.values():
-        src.download()
-    guard = LeakageGuard()
-    for eval_dir in cfg.eval_dirs:
-        n = guard.register_shards(Path(eval_dir))
-        log.info("registered %d evaluation samples from %s", n, eval_dir)
+    store = open_store(cfg.out, cfg.storage_options)
+    store.makedirs()
+    # first, so that a missing Ray or an unreachable cluster fails before any work; the local
+    # pool's workers start while the sources are read
+    executor = make_executor(cfg.executor, cfg.workers, cfg.ray_address, cfg.retries)
+    try:
+        options = {name: replace(opts, path=fetch_input(opts.path, opts.cache_dir))
+                   for name, opts in cfg.sources.items()}  # URL inputs: into the cache
+        sources = {name: get_source(name, opts) for name, opts in options.items()}
+        for src in sources.values():
+            src.download()
+        guard = LeakageGuard()
+        for eval_dir in cfg.eval_dirs:
+            n = guard.register_shards(Path(eval_dir))
+            log.info("registered %d evaluation samples from %s", n, eval_dir)
+        total = _estimate_seconds(options) if progress else None
+    except BaseException:
+        executor.close()
+        raise
     settings = Settings(cfg.shard_samples, cfg.shard_bytes, cfg.filters.as_dict(),
                         NORMALIZER_VERSION, __version__, cfg.strict)
-    total = _estimate_seconds(cfg) if progress else None
     drops: list[Drop] = []
     leaks: list[dict] = []
     order = [(n, sp) for n, src in sources.items() for sp in src.splits if sp in EVAL_SPLITS]
@@ -117,8 +132,8 @@ def build(cfg: BuildConfig, progress: Callable[[float, float], None] | None = No
             yield from partition_stream(_accepted(sources[name], split, guard, drops, leaks),
                                         settings)
 
-    results, refs, shard_index = run_jobs(out, jobs(), cfg.workers, progress, total,
-                                          groups=sources)
+    results, refs, shard_index = run_jobs(store, jobs(), progress=progress, total=total,
+                                          groups=sources, executor=executor)
     info = {}
     for name, src in sources.items():
         drops += src.archive_drops()
@@ -128,9 +143,9 @@ def build(cfg: BuildConfig, progress: Callable[[float, float], None] | None = No
                 log.warning("%s %s: read %d rows, the release lists %d", name, split, c["read"],
                             c["expected"])
     manifest = _manifest(cfg, sources, info, refs, results, shard_index, drops, leaks, settings)
-    _write_leakage(out / "leakage.tsv", leaks)
-    atomic_write_bytes(out / "manifest.json",
-                       json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True).encode())
+    _write_leakage(store, leaks)
+    store.write_bytes("manifest.json",
+                      json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True).encode())
     return manifest
 
 
@@ -184,9 +199,9 @@ def _manifest(cfg, sources, info, parts, results, shard_index, drops, leaks, set
     }
 
 
-def _write_leakage(path: Path, leaks: list[dict]) -> None:
+def _write_leakage(store, leaks: list[dict]) -> None:
     cols = ["source", "split", "key", "source_id", "reason", "matches", "text"]
     lines = ["\t".join(cols)]
     for row in sorted(leaks, key=lambda r: (r["source"], r["key"])):
         lines.append("\t".join(str(row[c]).replace("\t", " ").replace("\n", " ") for c in cols))
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+    store.write_bytes("leakage.tsv", ("\n".join(lines) + "\n").encode())

@@ -28,27 +28,41 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @click.option("--sources", required=True, help="Comma-separated: " + ",".join(SOURCE_NAMES))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--out", required=True,
+              help="Output folder, or an fsspec URL (s3://bucket/corpus, gs://..., file:///...).")
 @click.option("--language", default="sv", show_default=True, help="ISO 639-1 language code.")
-@click.option("--cv-dir", type=click.Path(path_type=Path), help="Common Voice release tarball "
-              "(cv-corpus-*-sv-SE.tar.gz) or its extracted folder.")
+@click.option("--cv-dir", help="Common Voice release tarball (cv-corpus-*-sv-SE.tar.gz) or its "
+              "extracted folder. Each --*-dir also takes a URL (s3://, gs://, hf://, file://): "
+              "copied once into --cache-dir.")
 @click.option("--cv-extra", type=click.Choice(["validated"]), multiple=True,
               help="Also take validated.tsv clips that are in no split (leakage-guarded).")
-@click.option("--fleurs-dir", type=click.Path(path_type=Path),
+@click.option("--fleurs-dir",
               help="Local copy of google/fleurs (data/<config>/...); default: fetch from the Hub.")
 @click.option("--fleurs-revision", help="Hub revision of google/fleurs (default: pinned).")
-@click.option("--voxpopuli-dir", type=click.Path(path_type=Path),
+@click.option("--voxpopuli-dir",
               help="Local copy of facebook/voxpopuli (data/<lang>/...); default: the Hub.")
 @click.option("--voxpopuli-revision", help="Hub revision of facebook/voxpopuli (default: pinned).")
-@click.option("--rixvox-dir", type=click.Path(path_type=Path),
+@click.option("--rixvox-dir",
               help="Local copy of KBLab/rixvox (data/...); default: stream from the Hub.")
 @click.option("--rixvox-revision", help="Hub revision of KBLab/rixvox (default: pinned).")
-@click.option("--local-dir", type=click.Path(path_type=Path),
+@click.option("--local-dir",
               help="Folder with audio + metadata.tsv/.csv/.jsonl (path, text[, speaker][, split]).")
 @click.option("--max-hours", type=float, help="Per split, for streamed sources (rixvox).")
 @click.option("--eval", "eval_dirs", multiple=True, type=click.Path(path_type=Path, exists=True),
               help="Extra evaluation shard folder(s) to guard against (repeatable).")
-@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--workers", type=int, help="Worker processes (default 1); with --executor ray: "
+              "partitions in flight at once (default: the cluster's CPUs).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Where partitions run: a local process pool or Ray tasks "
+              "(pip install 'sweaug[ray]'). Same bytes either way.")
+@click.option("--ray-address", help="Ray cluster to join (auto, ray://host:10001); default: "
+              "start a local Ray. Workers read the inputs by path: on a cluster, put them on "
+              "storage every node mounts at the same path; --out may be a URL.")
+@click.option("--retries", type=int, default=3, show_default=True,
+              help="Ray task retries of a failed partition.")
+@click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
+              help="fsspec option for a URL --out (repeatable; JSON values allowed), e.g. "
+                   "endpoint_url=http://localhost:9000 or anon=false.")
 @click.option("--shard-samples", type=int, default=1000, show_default=True,
               help="Max samples per shard; also the unit of work for loose files.")
 @click.option("--shard-mb", type=int, default=512, show_default=True, help="Max MiB per shard.")
@@ -65,23 +79,28 @@ def main(verbose: bool) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision, voxpopuli_dir,
           voxpopuli_revision, rixvox_dir, rixvox_revision, local_dir, max_hours, eval_dirs,
-          workers, shard_samples, shard_mb, min_duration, max_duration, min_cps, max_cps,
-          max_clip_fraction, cache_dir, strict, no_progress):
+          workers, executor, ray_address, retries, storage_options, shard_samples, shard_mb,
+          min_duration, max_duration, min_cps, max_cps, max_clip_fraction, cache_dir, strict,
+          no_progress):
     """Build normalized WebDataset shards from public Swedish speech sources."""
     from .build import BuildConfig, build as run_build
     from .filters import FilterConfig
     from .records import ConfigError, SourceError
     from .sources import SourceOptions
+    from .storage import parse_storage_options
 
     names = [s.strip() for s in sources.split(",") if s.strip()]
     unknown = [n for n in names if n not in SOURCE_NAMES]
     if unknown or not names:
         _fail(f"unknown source(s) {', '.join(unknown) or '(none)'}; choose from "
               f"{', '.join(SOURCE_NAMES)}")
-    if workers < 1:
+    if workers is not None and workers < 1:
         _fail("--workers must be at least 1")
-    paths = {"cv": cv_dir, "fleurs": fleurs_dir, "voxpopuli": voxpopuli_dir,
-             "rixvox": rixvox_dir, "local": local_dir}
+    if retries < 0:
+        _fail("--retries must be at least 0")
+    paths = {n: p if p is None or "://" in p else Path(p) for n, p in (
+        ("cv", cv_dir), ("fleurs", fleurs_dir), ("voxpopuli", voxpopuli_dir),
+        ("rixvox", rixvox_dir), ("local", local_dir))}
     revisions = {"fleurs": fleurs_revision, "voxpopuli": voxpopuli_revision,
                  "rixvox": rixvox_revision}
     try:
@@ -92,7 +111,9 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
                 for n in names}
         cfg = BuildConfig(out=out, sources=opts, workers=workers, shard_samples=shard_samples,
                           shard_bytes=shard_mb * 1024 * 1024, filters=filters,
-                          eval_dirs=tuple(eval_dirs), strict=strict)
+                          eval_dirs=tuple(eval_dirs), strict=strict, executor=executor,
+                          ray_address=ray_address, retries=retries,
+                          storage_options=parse_storage_options(storage_options))
         bar = None if no_progress else _HoursBar()
         try:
             manifest = run_build(cfg, progress=bar)
@@ -103,6 +124,7 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
         _fail(str(e))
     from .manifest import format_table
     click.echo(format_table(manifest))
+    out = out.rstrip("/") or out
     click.echo(f"\nwrote {out}/manifest.json and {out}/leakage.tsv")
 
 
@@ -182,9 +204,14 @@ def augment(folder, recipe, copies, seed, out, splits, noise_dir, rir_dir, worke
               help="Corpus root the recipe's shard sets are relative to (default: the recipe's "
                    "`corpus`, else ./corpus).")
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; train nothing.")
-@click.option("--mix", "mixes", multiple=True, help="Run only these mixes (repeatable).")
+@click.option("--mix", "mixes", multiple=True,
+              help="Run only these mixes (repeatable); `baseline` is the model without "
+                   "fine-tuning, run only when named. One mix per cluster job, then "
+                   "`sweaug report`.")
 def ablate(recipe, out, corpus, dry_run, mixes):
-    """Fine-tune Whisper on each data mix of a recipe and report WER with confidence intervals."""
+    """Fine-tune Whisper on each data mix of a recipe and report WER with confidence intervals.
+
+    Runs unchanged under `torchrun` / `accelerate launch` (one mix on several GPUs)."""
     from .ablate import run_recipe
     from .records import ConfigError, SourceError
 
@@ -192,6 +219,20 @@ def ablate(recipe, out, corpus, dry_run, mixes):
         run_recipe(recipe, out, corpus=corpus, dry_run=dry_run, only=list(mixes) or None,
                    echo=click.echo)
     except (ConfigError, SourceError) as e:
+        _fail(str(e))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def report(run_dir):
+    """Rebuild report.md, results.csv and wer.png of an ablation run folder (<out>/<recipe>)
+    from the mixes that have finished, naming those that have not."""
+    from .ablate import report_run
+    from .records import ConfigError
+
+    try:
+        report_run(run_dir, echo=click.echo)
+    except ConfigError as e:
         _fail(str(e))
 
 
@@ -252,6 +293,79 @@ def publish(corpus, repo_id, private, dry_run, stage_dir, include_common_voice, 
     except PublishError as e:
         _fail(str(e))
     click.echo(format_result(result, dry_run))
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="The HTML file to write (default: ./<folder name>-view.html).")
+@click.option("--samples", type=int, default=20, show_default=True,
+              help="Rows per split in the sample tables (originals per split for an augmented "
+                   "set), drawn with --seed.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--worst", type=int, default=10, show_default=True,
+              help="Run folders: worst recognised utterances per model and evaluation set.")
+@click.option("--audio", type=click.Choice(["embed", "files", "none"]), default="embed",
+              show_default=True, help="embed: FLAC inside the page (one self-contained file); "
+              "files: FLAC files in <page>_audio/ next to it; none: no audio.")
+@click.option("--corpus", type=click.Path(path_type=Path, file_okay=False),
+              help="Run folders: the corpus the run was evaluated on; augmented folders: the "
+                   "corpus they were augmented from (default: found from the folder).")
+def view(folder, out, samples, seed, worst, audio, corpus):
+    """Write one self-contained HTML page of a corpus, a source or augmented folder, or an
+    ablation run folder (opens from disk, no server)."""
+    from .view import ViewError, render
+
+    try:
+        w = render(folder, out, samples=samples, seed=seed, worst=worst, audio=audio,
+                   corpus=corpus)
+    except ViewError as e:
+        _fail(str(e))
+    click.echo(f"wrote {w.path} ({w.kind} page, {w.bytes / 1e6:.1f} MB, {w.audio} audio clips"
+               + (f" in {w.audio_dir}" if w.audio_dir else "") + ")")
+
+
+@main.command("app")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--mix", "mixes", multiple=True,
+              help="Offer only these finished mixes (repeatable; the first is the default).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to serve on (0.0.0.0: every interface).")
+@click.option("--port", type=int, help="Port (default: gradio's, 7860 or the next free one).")
+@click.option("--max-minutes", type=float, default=10.0, show_default=True,
+              help="Longest recording transcribed (in model-window pieces); longer is refused.")
+@click.option("--title", default="", help="Page title.")
+@click.option("--export-space", type=click.Path(path_type=Path, file_okay=False),
+              help="Write a ready Hugging Face Space (Gradio) to this folder instead of serving.")
+@click.option("--model-id", help="With --export-space: the Space loads this Hub model "
+              "(owner/name; the mix it was trained as: --mix) instead of copying model files.")
+def app_cmd(path, mixes, host, port, max_minutes, title, export_space, model_id):
+    """Serve a Gradio page that transcribes Swedish speech with the fine-tuned models of an
+    ablation run (PATH: runs/<recipe>, one mix folder, or a model folder), showing each
+    model's training mix and WER. Needs `pip install 'sweaug[app]'`."""
+    from .app import AppError, discover
+
+    try:
+        entries, skipped = discover(path, mixes)
+        for name, why in skipped.items():
+            click.echo(f"not offered: {name}: {why}", err=True)
+        if export_space is not None:
+            from .app.space import export_space as export
+
+            out = export(entries, export_space, model_id=model_id, title=title,
+                         max_minutes=max_minutes)
+            click.echo(f"wrote a Hugging Face Space to {out} ({', '.join(e.name for e in entries)}"
+                       f"); upload: hf upload OWNER/NAME {out} . --repo-type space")
+            return
+        if model_id:
+            _fail("--model-id goes with --export-space")
+        from .app.transcribe import App
+        from .app.ui import serve
+
+        click.echo(f"serving {', '.join(e.name for e in entries)} (loading {entries[0].name})")
+        serve(App(entries, max_minutes=max_minutes, title=title), host, port)
+    except AppError as e:
+        _fail(str(e))
 
 
 @main.group()

@@ -1,25 +1,26 @@
-"""Running shard-writing jobs: resume, a local process pool, final names, cleanup.
+"""Running shard-writing jobs: resume, an executor, final names, cleanup.
 
 A job (a build partition, an augmentation of one input shard) writes its shards to a staging
 area and leaves a record; this module decides which jobs are already done (record present,
-same input hash, shards intact by sha256), runs the rest on a process pool, then gives every
-shard its final name ``<out>/<group>/<split>-NNNNNN.tar`` in job order and removes what earlier,
-different runs left. Used by ``build`` and ``augment`` alike.
+same input hash, shards intact: by sha256 in a local folder, by size on an fsspec store whose
+objects are whole), runs the rest on an executor (executors.py: a local process pool or Ray
+tasks), then gives every shard its final name ``<out>/<group>/<split>-NNNNNN.tar`` in job order
+and removes what earlier, different runs left. The output is a local folder or an fsspec URL
+(storage.py). Used by ``build`` and ``augment`` alike.
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
 
-from .shards import sha256_file
-
 log = logging.getLogger("sweaug.jobs")
+STATE = ".sweaug"  # resume state under the output root
+FINALS = f"{STATE}/finals.json"  # on an fsspec store: final shard -> sha256, bytes
 SHARD_NAME = re.compile(r"^(train|validation|test)-(\d{6})\.tar$")
 
 
@@ -51,40 +52,56 @@ def write_record(state: Path, job, result: dict) -> None:
                        json.dumps(result, ensure_ascii=False, sort_keys=True).encode())
 
 
-def _existing_finals(out: Path, groups) -> dict[str, Path]:
+def _rel(p: Path) -> str:
+    return p.as_posix()
+
+
+def _known_finals(store, groups, listing: dict[str, int]) -> dict[str, str]:
+    """sha256 -> relative path of every complete shard already in the output under a final
+    name, or held during an interrupted finalization (``holding/<sha256>.tar``). A local
+    folder hashes its shards; a store trusts its last ``finals.json`` where the object is
+    still there with the same size (objects are whole; see storage.py)."""
     found = {}
-    for g in sorted(groups):
-        d = out / g
-        if d.is_dir():
-            for p in sorted(d.iterdir()):
-                if SHARD_NAME.match(p.name):
-                    found[sha256_file(p)] = p
+    held = {r: n for r, n in listing.items() if r.startswith(f"{STATE}/holding/")}
+    if store.local is not None:
+        for g in sorted(groups):
+            for name in store.list_dir(g):
+                if SHARD_NAME.match(name):
+                    rel = f"{g}/{name}" if g else name
+                    found[store.sha256(rel)] = rel
+        for rel in held:
+            found.setdefault(store.sha256(rel), rel)
+        return found
+    try:
+        index = json.loads(store.read_bytes(FINALS) or b"{}")
+    except json.JSONDecodeError:
+        index = {}
+    for rel, s in sorted(index.items()):
+        if listing.get(rel) == s["bytes"]:
+            found[s["sha256"]] = rel
+    for rel in held:
+        found.setdefault(Path(rel).stem, rel)
     return found
 
 
-def _done(job, state: Path, finals: dict) -> dict | None:
+def _done(job, store, finals: dict, listing: dict[str, int]) -> dict | None:
+    if _rel(record_path(Path(STATE), job)) not in listing:
+        return None
     try:
-        rec = json.loads(record_path(state, job).read_text())
-    except (OSError, json.JSONDecodeError):
+        rec = json.loads(store.read_bytes(_rel(record_path(Path(STATE), job))) or b"")
+    except json.JSONDecodeError:
         return None
     if rec.get("input") != job.input_hash():
         return None
     for j, s in enumerate(rec["shards"]):
         if s["sha256"] in finals:
             continue
-        staged = staging_name(state, job, j)
-        if not staged.exists() or sha256_file(staged) != s["sha256"]:
+        staged = _rel(staging_name(Path(STATE), job, j))
+        if listing.get(staged) != s["bytes"]:
+            return None
+        if store.local is not None and store.sha256(staged) != s["sha256"]:
             return None
     return rec
-
-
-def _warm() -> None:
-    return None
-
-
-def _pool_run(args):
-    job, state = args
-    return job.run(state)
 
 
 @dataclass(frozen=True)
@@ -97,129 +114,125 @@ class JobRef:
     name: str
 
 
-def run_jobs(out: Path, jobs: Iterable, workers: int = 1,
+def run_jobs(out, jobs: Iterable, workers: int = 1,
              progress: Callable[[float, float], None] | None = None, total: float | None = None,
-             groups: Iterable[str] | None = None) -> tuple[dict, list[JobRef], dict]:
+             groups: Iterable[str] | None = None, executor=None
+             ) -> tuple[dict, list[JobRef], dict]:
     """Run (or reuse) every job of ``jobs`` (consumed lazily: only a few jobs, with their
     records, are in memory at a time). Returns (results by job name, the jobs in order, the
-    shard index by "group/split"). ``groups`` are the output sub-folders jobs may write
-    (known before the first job is formed, for resume); ``total`` sizes the progress bar."""
-    out.mkdir(parents=True, exist_ok=True)
-    state = out / ".sweaug"
-    for p in out.rglob(".*.tmp*"):  # what a killed run was writing
-        if p.is_file():
-            p.unlink()
-    if groups is None:
-        jobs = list(jobs)
-        groups = {j.group for j in jobs}
-    groups = set(groups)
-    finals = _existing_finals(out, groups)
+    shard index by "group/split"). ``out`` is a folder, an fsspec URL or a store
+    (storage.py); ``executor`` (executors.py) defaults to a local pool of ``workers`` and is
+    closed at the end. ``groups`` are the output sub-folders jobs may write (known before the
+    first job is formed, for resume); ``total`` sizes the progress bar."""
+    from .executors import LocalExecutor, execute
+    from .storage import is_temp, open_store
+
+    store = open_store(out)
+    ex = executor if executor is not None else LocalExecutor(workers)
     results: dict[str, dict] = {}
     refs: list[JobRef] = []
-    done, reused = 0.0, 0
-    total = float(total or 0.0)
-
-    def tick(weight: float) -> None:
-        nonlocal done
-        done += weight
-        if progress:
-            progress(done, max(total, done))
-
-    if progress:
-        progress(0.0, total)
-    pool = None
-    if workers > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        ctx = mp.get_context("forkserver")  # fork is unsafe with threads (progress bar)
-        # workers fork from a server that has already imported the audio stack
-        ctx.set_forkserver_preload(["sweaug.partitions", "sweaug.audio", "sweaug.augment",
-                                    "numpy", "soundfile", "soxr"])
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-        for _ in range(workers):  # start the workers now, while the first jobs are being formed
-            pool.submit(_warm)
-    pending: dict = {}
-    ready: list = []  # formed but not yet submitted: the heaviest goes first (short tail)
-
-    def submit_heaviest() -> None:
-        job = max(ready, key=lambda j: j.weight)
-        ready.remove(job)
-        pending[pool.submit(_pool_run, (job, state))] = (job.name, job.weight)
-
     try:
+        store.makedirs()
+        listing = store.files()
+        for rel in sorted(listing):  # what a killed run was writing
+            if is_temp(Path(rel).name):
+                store.remove(rel)
+                del listing[rel]
+        if groups is None:
+            jobs = list(jobs)
+            groups = {j.group for j in jobs}
+        groups = set(groups)
+        finals = _known_finals(store, groups, listing)
+        done, reused = 0.0, 0
+        total = float(total or 0.0)
+
+        def tick(weight: float) -> None:
+            nonlocal done
+            done += weight
+            if progress:
+                progress(done, max(total, done))
+
+        if progress:
+            progress(0.0, total)
+        pending: dict = {}
+        ready: list = []  # formed but not yet submitted: the heaviest goes first (short tail)
+
+        def submit_heaviest() -> None:
+            job = max(ready, key=lambda j: j.weight)
+            ready.remove(job)
+            pending[ex.submit(job, store)] = (job.name, job.weight)
+
+        def collect() -> None:
+            for handle, result in ex.wait(pending):
+                name, weight = pending.pop(handle)
+                results[name] = result
+                tick(weight)
+
         for job in jobs:
             refs.append(JobRef(job.group, job.split, job.index, job.name))
-            rec = _done(job, state, finals)
+            rec = _done(job, store, finals, listing)
             if rec is not None:
                 results[job.name] = rec
                 reused += 1
                 tick(job.weight)
-            elif pool is None:
-                results[job.name] = job.run(state)
+            elif ex.inline:
+                results[job.name] = execute(job, store)
                 tick(job.weight)
             else:
                 ready.append(job)
-                while len(ready) + len(pending) > 2 * workers:  # bounded: jobs hold records
-                    if len(pending) < workers:
+                while len(ready) + len(pending) > 2 * ex.slots:  # bounded: jobs hold records
+                    if len(pending) < ex.slots:
                         submit_heaviest()
                     else:
-                        _collect(pending, results, tick, block=True)
+                        collect()
         while ready or pending:
-            while ready and len(pending) < workers:
+            while ready and len(pending) < ex.slots:
                 submit_heaviest()
-            _collect(pending, results, tick, block=True)
+            collect()
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        ex.close()
     log.info("%d jobs: %d reused, %d to build", len(refs), reused, len(refs) - reused)
-    return results, refs, _finalize(out, refs, results, state, finals, groups)
+    return results, refs, _finalize(store, refs, results, finals, groups)
 
 
-def _collect(pending: dict, results: dict, tick, block: bool) -> None:
-    from concurrent.futures import FIRST_COMPLETED, wait
-
-    finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-    for fut in finished:
-        name, weight = pending.pop(fut)
-        results[name] = fut.result()
-        tick(weight)
-
-
-def _finalize(out, jobs, results, state, finals, groups) -> dict[str, list[dict]]:
+def _finalize(store, jobs, results, finals, groups) -> dict[str, list[dict]]:
+    """Give every shard its final name, in job order; remove what earlier runs left."""
+    state = Path(STATE)
     plan, counters, index = [], Counter(), defaultdict(list)
     for job in jobs:
         for j, s in enumerate(results[job.name]["shards"]):
             n = counters[(job.group, job.split)]
             counters[(job.group, job.split)] += 1
-            final = out / job.group / f"{job.split}-{n:06d}.tar"
-            plan.append((final, finals.get(s["sha256"]) or staging_name(state, job, j), s))
-            rel = f"{job.group}/{final.name}" if job.group else final.name
+            final = f"{job.split}-{n:06d}.tar"
+            final = f"{job.group}/{final}" if job.group else final
+            plan.append((final, finals.get(s["sha256"]) or _rel(staging_name(state, job, j)), s))
             index[f"{job.group}/{job.split}" if job.group else job.split].append(
-                {"path": rel, "sha256": s["sha256"], "samples": s["samples"], "bytes": s["bytes"]})
+                {"path": final, "sha256": s["sha256"], "samples": s["samples"],
+                 "bytes": s["bytes"]})
     wanted = {final for final, _, _ in plan}
-    holding, moves = state / "holding", []
-    for final, current, s in plan:  # phase 1: out of the way, under unique names
-        if current == final:
-            continue
-        holding.mkdir(parents=True, exist_ok=True)
-        held = holding / f"{s['sha256']}.tar"
-        if current.exists():
-            os.replace(current, held)
-        moves.append((held, final))
-    for g in groups:  # shards of earlier runs that this one does not contain
-        d = out / g
-        if d.is_dir():
-            for f in d.iterdir():
-                if SHARD_NAME.match(f.name) and f not in wanted:
-                    f.unlink()
-    for held, final in moves:  # phase 2: into place
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(held, final)
-    current = {record_path(state, j) for j in jobs}
-    for f in (state / "parts").rglob("*.json") if (state / "parts").is_dir() else ():
-        if f not in current:
-            f.unlink()
-    for f in (state / "staging").rglob("*.tar") if (state / "staging").is_dir() else ():
-        f.unlink()
+    moves = [(current, final, s) for final, current, s in plan if current != final]
+    stale = [f"{g}/{name}" if g else name for g in sorted(groups) for name in store.list_dir(g)
+             if SHARD_NAME.match(name) and (f"{g}/{name}" if g else name) not in wanted]
+    if store.local is None and (moves or stale):  # stale until rewritten at the end
+        store.remove(FINALS)
+    for i, (current, final, s) in enumerate(moves):  # phase 1: final-named shards out of the way
+        if not current.startswith(f"{STATE}/"):
+            held = _rel(state / "holding" / f"{s['sha256']}.tar")
+            store.move(current, held)
+            moves[i] = (held, final, s)
+    for rel in stale:  # shards of earlier runs that this one does not contain
+        store.remove(rel)
+    for current, final, _ in moves:  # phase 2: into place (staged shards move only once)
+        store.move(current, final)
+    current_records = {_rel(record_path(state, j)) for j in jobs}
+    for rel in sorted(store.files(f"{STATE}/parts")):
+        if rel.endswith(".json") and rel not in current_records:
+            store.remove(rel)
+    for prefix in ("staging", "holding"):
+        for rel in sorted(store.files(f"{STATE}/{prefix}")):
+            store.remove(rel)
+    if store.local is None and (moves or stale or not store.exists(FINALS)):
+        store.write_bytes(FINALS, json.dumps(
+            {f: {"sha256": s["sha256"], "bytes": s["bytes"]} for f, _, s in plan},
+            sort_keys=True, indent=0).encode())
     return index

@@ -19,17 +19,22 @@ entries carry per-utterance ``errors``/``words`` (``nerrors``/``nwords``) and ``
 utterances are matched by key — or taken from ``diff``/``diff_lo``/``diff_hi`` (``ndiff``...)
 when given. WER is written as a fraction in ``results.csv`` and in percent in ``report.md``.
 
-Every file is written to a temporary name and renamed; the same inputs give the same bytes
-(no dates anywhere; the PNG is drawn with Agg at a fixed size without a Software tag).
+``missing`` names models that a run expects but that have not finished (``sweaug report``
+merging cluster jobs): report.md lists them as *not finished*; results.csv and the plot hold the
+finished models only.
+
+Every file is written to a temporary name unique to the writer and renamed (jobs on several
+machines may write the same run folder); the same inputs give the same bytes (no dates
+anywhere; the PNG is drawn with Agg at a fixed size without a Software tag).
 """
 from __future__ import annotations
 
 import csv
 import io
 import math
+import os
+import tempfile
 from pathlib import Path
-
-from .shards import atomic_write_bytes
 
 CSV_COLUMNS = ["mix", "baseline", "reference", "training", "eval_set", "n", "n_total", "capped",
                "eval_loss", "wer", "wer_lo", "wer_hi", "nwer", "nwer_lo", "nwer_hi",
@@ -42,6 +47,24 @@ FORCED_LINE = ("Evaluation forces the language and the task: every `generate` ca
                "cannot force them is refused. The seed's 98 % \"tutorial\" WER came from letting "
                "Whisper detect the language clip by clip (transformers#28814); it cannot be "
                "reproduced here.")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, unique to this
+    writer (``mkstemp``: not the pid alone, which two machines can share), then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _is_baseline(row: dict) -> bool:
@@ -190,7 +213,7 @@ def _md_escape(s: str) -> str:
 
 def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: str | None,
               eval_sets: list[str], notes: list[str], alpha: float, bootstrap: int,
-              has_baseline: bool) -> str:
+              has_baseline: bool, missing: list[str]) -> str:
     level = f"{100 * (1 - alpha):g} %"
     language = task = None
     for row in rows:
@@ -200,6 +223,9 @@ def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: s
     resamples = next((e["bootstrap"] for row in rows for e in (row.get("eval") or {}).values()
                       if isinstance(e.get("bootstrap"), int)), bootstrap)
     lines = [f"# Ablation report: {run_dir.name}", ""]
+    if missing:
+        lines += [f"**Incomplete:** {len(missing)} model(s) not finished yet: "
+                  + ", ".join(f"`{_md_escape(m)}`" for m in missing) + " (see the notes).", ""]
     lines += [FORCED_LINE.format(language=language, task=task), ""]
     lines += [f"WER in percent; {level} confidence intervals from {resamples} bootstrap "
               f"resamples of the evaluated utterances. *Normalized WER* applies Whisper's "
@@ -210,11 +236,13 @@ def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: s
                  if reference else "No reference model: no paired differences."), ""]
 
     lines += ["## Models", "", "| Model | Training data |", "|---|---|"]
-    if not has_baseline:
+    if not has_baseline and BASELINE_NAME not in missing:
         lines.append("| baseline (no fine-tuning) | not evaluated in this run |")
     for row in rows:
         lines.append(f"| {_md_escape(_display(row['mix'], _is_baseline(row)))} | "
                      f"{_md_escape(training_text(row))} |")
+    for m in missing:
+        lines.append(f"| {_md_escape(_display(m, m == BASELINE_NAME))} | not finished |")
     lines.append("")
 
     for es in eval_sets:
@@ -222,7 +250,7 @@ def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: s
                   f"| Model | Eval Loss | Eval WER | {level} CI | Normalized WER | {level} CI "
                   f"| n | Δ WER vs {reference or '—'} ({level} CI) | Δ normalized WER |",
                   "|---|---:|---:|---|---:|---|---:|---|---|"]
-        if not has_baseline:
+        if not has_baseline and BASELINE_NAME not in missing:
             lines.append("| baseline | — | — | — | — | — | — | not evaluated | |")
         for r in (r for r in records if r["eval_set"] == es):
             name = _md_escape(_display(r["mix"], r["baseline"]))
@@ -249,6 +277,8 @@ def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: s
                                  f"{_ci(r[f'{prefix}diff_lo'], r[f'{prefix}diff_hi'])}"
                                  f" {r[f'{prefix}verdict']}".rstrip() + sub)
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        for m in missing:
+            lines.append(f"| {_md_escape(m)} | — | — | — | — | — | — | not finished | |")
         lines.append("")
 
     lines += ["![WER per model with confidence intervals](wer.png)", ""]
@@ -308,14 +338,15 @@ def _png_bytes(records: list[dict], mixes: list[str], eval_sets: list[str], alph
 
 def write_report(run_dir: Path, rows: list[dict], reference: str | None, eval_sets: list[str],
                  notes: list[str], *, bootstrap: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> dict[str, Path]:
+                 alpha: float = 0.05, missing: list[str] = ()) -> dict[str, Path]:
     """Write ``report.md``, ``results.csv`` and ``wer.png`` into ``run_dir`` (atomically);
     return ``{"report.md": path, "results.csv": path, "wer.png": path}``.
 
     ``reference`` names the model the paired differences are taken against; ``None`` means the
     baseline row when there is one. The baseline (no fine-tuning) always appears in report.md:
     when no row is the baseline, a row says it was not evaluated. Rows and evaluation sets keep
-    their order, except that the baseline comes first.
+    their order, except that the baseline comes first. ``missing``: models expected but not
+    finished, listed as such in report.md.
     """
     run_dir = Path(run_dir)
     names = [r.get("mix") for r in rows]
@@ -323,6 +354,7 @@ def write_report(run_dir: Path, rows: list[dict], reference: str | None, eval_se
         raise ValueError("every row needs a non-empty 'mix' name")
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate model names in rows: {names}")
+    missing = [m for m in missing if m not in names]
     rows = sorted(rows, key=lambda r: not _is_baseline(r))  # stable: baseline first
     has_baseline = any(_is_baseline(r) for r in rows)
     if reference is None and has_baseline:
@@ -331,11 +363,11 @@ def write_report(run_dir: Path, rows: list[dict], reference: str | None, eval_se
         raise ValueError(f"reference {reference!r} is not one of the rows ({', '.join(names)})")
     records = _table(rows, reference, list(eval_sets), bootstrap, seed, alpha)
     md = _markdown(run_dir, rows, records, reference, list(eval_sets), list(notes), alpha,
-                   bootstrap, has_baseline)
+                   bootstrap, has_baseline, missing)
     png = _png_bytes(records, [r["mix"] for r in rows], list(eval_sets), alpha)
     paths = {"report.md": run_dir / "report.md", "results.csv": run_dir / "results.csv",
              "wer.png": run_dir / "wer.png"}
-    atomic_write_bytes(paths["results.csv"], _csv_bytes(records))
-    atomic_write_bytes(paths["wer.png"], png)
-    atomic_write_bytes(paths["report.md"], md.encode("utf-8"))
+    atomic_write(paths["results.csv"], _csv_bytes(records))
+    atomic_write(paths["wer.png"], png)
+    atomic_write(paths["report.md"], md.encode("utf-8"))
     return paths

@@ -55,6 +55,10 @@ def _recipe(tmp_path, text: str) -> Path:
      "weight of 'cv/train' must be a positive number"),
     ("name: x\ntraining: {max_steps: many}\nmixes:\n  - {name: a, data: {cv/train: 1}}\nevaluation: {sets: [cv/test]}\n",
      r"r.yaml:2: training.max_steps must be int"),
+    ("name: x\nmixes:\n  - name: a\n    data: {cv/train: 1}\n    training: {shuffle_buffer: -5}\n",
+     r"r.yaml:5: mixes\[0\].training.shuffle_buffer must be >= 0, got -5"),
+    ("name: x\ntraining: {learning_rate: 0}\nmixes:\n  - {name: a, data: {cv/train: 1}}\n",
+     r"r.yaml:2: training.learning_rate must be > 0"),
     ("name: x\nreference: b\nmixes:\n  - {name: a, data: {cv/train: 1}}\nevaluation: {sets: [cv/test]}\n",
      "reference 'b' is not one of the mixes"),
 ])

@@ -68,3 +68,37 @@ def test_shard_stream_workers_and_epochs(shards, tmp_path):
                      world_size=2)
     k0, k1 = {e["key"] for e in r0}, {e["key"] for e in r1}
     assert not k0 & k1 and k0 | k1 == set(single)
+
+
+def test_shuffle_buffer_reorders_each_pass_reproducibly(shards, tmp_path, monkeypatch):
+    """A one-shard set repeats its sample order every pass unless the stream shuffles; the
+    shuffle is seeded (same seed, same order) and loses or repeats nothing."""
+    import itertools
+
+    from sweaug.train.mix import MixStream, shuffled
+
+    assert list(shuffled(iter(range(10)), 0, [1])) == list(range(10))
+    a = list(shuffled(iter(range(100)), 8, [1, 2]))
+    assert sorted(a) == list(range(100)) and a != list(range(100))
+    assert a == list(shuffled(iter(range(100)), 8, [1, 2]))
+    assert a != list(shuffled(iter(range(100)), 8, [1, 3]))
+
+    trace = tmp_path / "trace"
+    monkeypatch.setenv("SWEAUG_TRACE_SAMPLES", str(trace))
+
+    def keys(buffer: int, run: str) -> list[str]:
+        monkeypatch.setenv("SWEAUG_TRACE_SAMPLES", str(trace / run))
+        ds = MixStream([(shards[:1], 1.0)], lambda t: type("T", (), {"input_ids": [1]})(),
+                       lambda a: np.zeros((80, 10), np.float32), seed=3, rank=0, world_size=1,
+                       shuffle_buffer=buffer)
+        list(itertools.islice(iter(ds), 60))
+        lines = (trace / run / "rank0.worker0.txt").read_text().splitlines()
+        return [line.split("\t")[2] for line in lines]
+
+    plain = keys(0, "plain")
+    n = len(set(plain))
+    assert 2 <= n < 30 and plain[:n] == plain[n:2 * n]  # the same order every pass
+    mixed = keys(16, "a")
+    assert mixed == keys(16, "b")  # seeded
+    assert mixed[:n] != plain[:n] and mixed[n:2 * n] != mixed[:n]
+    assert sorted(set(mixed)) == sorted(set(plain))

@@ -34,6 +34,34 @@ class EvaluationError(ConfigError):
     """Evaluation refused (a model that cannot be forced to the language/task, bad input)."""
 
 
+class _QuietGenerate:
+    """Drops two warnings that transformers logs on *every* Whisper ``generate`` batch here,
+    both about its own internals, not about anything the caller can change: "Both
+    `max_new_tokens` and `max_length` seem to have been set" (the checkpoint's generation config
+    carries ``max_length``; ``max_new_tokens`` wins, as intended) and "Passing
+    `generation_config` together with generation-related arguments" (Whisper's own generate
+    passes its suppress tokens that way). Also "The attention mask is not set": Whisper's
+    inputs are fixed-size log-mel windows, which need no mask. Every other message passes."""
+
+    _DROP = ("seem to have been set. `max_new_tokens` will take precedence",
+             "together with generation-related arguments",
+             "The attention mask is not set with a batched input")
+
+    def filter(self, record) -> bool:
+        msg = record.getMessage()
+        return not any(d in msg for d in self._DROP)
+
+
+def _quiet_generate_logs() -> None:
+    import logging
+
+    for name in ("transformers.generation.utils",
+                 "transformers.models.whisper.generation_whisper"):
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, _QuietGenerate) for f in lg.filters):
+            lg.addFilter(_QuietGenerate())
+
+
 # ---------------------------------------------------------------- normalization
 
 
@@ -329,6 +357,7 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples must be >= 1 or None, got {max_samples}")
     ids = check_generation_config(model, language, task)  # refuses before any audio is read
+    _quiet_generate_logs()
     gen_kw = {"language": ids["language_token"][2:-2], "task": task}  # = generate_kwargs()
     prefix = label_ids(tokenizer, "", language, task)[:-1]
     gen = model.generation_config

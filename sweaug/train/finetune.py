@@ -3,6 +3,19 @@
 
 On a machine without CUDA the seed's fp16 and 8-bit AdamW (bitsandbytes) fall back to fp32
 and torch AdamW, said once.
+
+Several processes (DDP): every rank streams its own disjoint slice of the mix
+(``MixStream`` splits by (rank, DataLoader worker)). accelerate would otherwise either have
+rank 0 alone read the stream and broadcast slices (``dispatch_batches``, its default for an
+iterable dataset) or wrap it in an ``IterableDatasetShard`` that keeps one batch in
+``world_size`` of what each rank reads — on top of MixStream's own split, each rank would
+prepare ``world_size`` times the samples it trains on (measured: 32 instead of 16 on 2 ranks).
+So ``dispatch_batches`` is off and :func:`_trainer_class` makes that wrapper a pass-through
+(as transformers does for its own rank-aware samplers). Training is bounded by ``max_steps``
+over an endless stream, so every rank takes the same number of steps and none waits at an
+epoch end. Without a GPU (no torch accelerator) the ranks use gloo on the CPU (``use_cpu``;
+else accelerate would run them as unrelated single processes, each training alone). The model,
+tokenizer and TensorBoard logs are written by rank 0 only; checkpoints by the Trainer's rules.
 """
 from __future__ import annotations
 
@@ -49,6 +62,7 @@ def training_arguments(t: dict, out: Path, seed: int):
     import inspect
 
     cuda = torch.cuda.is_available()
+    accel = torch.accelerator.is_available() if hasattr(torch, "accelerator") else cuda
     params = inspect.signature(Seq2SeqTrainingArguments.__init__).parameters
     ckpt = "activation_checkpointing" if "activation_checkpointing" in params \
         else "gradient_checkpointing"  # renamed in transformers 5
@@ -69,6 +83,7 @@ def training_arguments(t: dict, out: Path, seed: int):
         dataloader_num_workers=t["dataloader_num_workers"], remove_unused_columns=False,
         label_names=["labels"], eval_strategy="no", disable_tqdm=True,
         accelerator_config={"dispatch_batches": False},
+        use_cpu=not accel,  # several CPU processes: DDP over gloo (accelerate's MULTI_CPU)
     )
 
 
@@ -76,7 +91,7 @@ def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
     """Train one mix; returns the training summary (losses by step). The fine-tuned model is
     saved to ``out/model``."""
     from torch.utils.tensorboard import SummaryWriter
-    from transformers import Seq2SeqTrainer, TrainerCallback
+    from transformers import TrainerCallback
     from transformers.integrations import TensorBoardCallback
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -87,6 +102,11 @@ def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
     model, fe, tok = load_whisper(recipe.model, t["seconds"], recipe.tiny, recipe.seed,
                                   recipe.language, recipe.task)
     model.config.dropout = t["dropout"]
+    # Whisper's forward takes **kwargs, so the Trainer assumes its loss is a sum normalized by
+    # `num_items_in_batch`; it is a plain mean. Left so, the Trainer would not divide it by the
+    # gradient accumulation steps and would multiply it by the number of DDP processes (loss
+    # and gradients x accumulation x processes). transformers' own flag for such models:
+    model.accepts_loss_kwargs = False
     if mix.lora:
         from peft import LoraConfig, get_peft_model
 
@@ -98,10 +118,12 @@ def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
     if mix.augment:
         from ..augment import Augmenter, load_recipe
         augmenter = Augmenter(load_recipe(Path(mix.augment)), recipe.seed)
-    import torch.distributed as dist
-    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    args = training_arguments(t, out, recipe.seed)  # sets up the process group under torchrun
+    main, world = args.process_index == 0, args.world_size
     stream = MixStream([(sets[s].shards, w) for s, w in mix.data.items()], tok, LogMel(fe),
-                       recipe.seed, augmenter, rank=rank, world_size=world)
+                       recipe.seed, augmenter, rank=args.process_index, world_size=world,
+                       shuffle_buffer=t["shuffle_buffer"])
     losses: list[tuple[int, float]] = []
 
     class Record(TrainerCallback):
@@ -109,20 +131,42 @@ def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
             if logs and "loss" in logs:
                 losses.append((state.global_step, float(logs["loss"])))
 
-    out.mkdir(parents=True, exist_ok=True)
-    trainer = Seq2SeqTrainer(model=model, args=training_arguments(t, out, recipe.seed),
-                             train_dataset=stream,
-                             data_collator=SpeechCollator(model.config.decoder_start_token_id),
-                             callbacks=[Record(), TensorBoardCallback(
-                                 SummaryWriter(str(out / "tensorboard")))])
+    callbacks = [Record()]
+    if main:  # a SummaryWriter creates its event file at once: rank 0 only
+        callbacks.append(TensorBoardCallback(SummaryWriter(str(out / "tensorboard"))))
+    trainer = _trainer_class()(model=model, args=args, train_dataset=stream,
+                               data_collator=SpeechCollator(model.config.decoder_start_token_id),
+                               callbacks=callbacks)
     last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
-    if last:
+    if last and main:
         log.warning("%s: resuming from %s", mix.name, last)
     result = trainer.train(resume_from_checkpoint=last)
-    if mix.lora:
-        model = model.merge_and_unload()
-    model.save_pretrained(str(out / "model"))
-    tok.save_pretrained(str(out / "model"))
-    fe.save_pretrained(str(out / "model"))
+    if main:
+        if mix.lora:
+            model = model.merge_and_unload()
+        model.save_pretrained(str(out / "model"))
+        tok.save_pretrained(str(out / "model"))
+        fe.save_pretrained(str(out / "model"))
+    trainer.accelerator.wait_for_everyone()  # the model is on disk before any rank goes on
     return {"steps": int(result.global_step), "train_loss": float(result.training_loss),
-            "losses": losses, "resumed_from": Path(last).name if last else None}
+            "losses": losses, "resumed_from": Path(last).name if last else None,
+            "processes": world}
+
+
+def _trainer_class():
+    """Seq2SeqTrainer whose training DataLoader leaves the rank split to MixStream."""
+    from accelerate.data_loader import DataLoaderDispatcher, IterableDatasetShard
+    from transformers import Seq2SeqTrainer
+
+    class _Trainer(Seq2SeqTrainer):
+        def get_train_dataloader(self):
+            dl = super().get_train_dataloader()
+            if isinstance(dl, DataLoaderDispatcher):
+                raise RuntimeError("accelerate dispatches batches from rank 0, but MixStream "
+                                   "splits by rank itself: set dispatch_batches=False")
+            inner = getattr(dl, "dataset", None)
+            if isinstance(inner, IterableDatasetShard) and inner.dataset is self.train_dataset:
+                inner.num_processes, inner.process_index = 1, 0  # a pass-through
+            return dl
+
+    return _Trainer

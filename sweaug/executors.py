@@ -1,0 +1,162 @@
+"""Executors: where the jobs of ``jobs.run_jobs`` run. Scheduling, resume and final names stay in
+``run_jobs``; an executor only runs one job somewhere and hands its result back.
+
+* ``LocalExecutor(workers)``: in this process (1 worker) or a forkserver process pool;
+* ``RayExecutor(address, workers, retries)``: Ray tasks (``ray.remote(max_retries=...)``, also
+  retried on exceptions), on a local Ray started for the build or an existing cluster
+  (``address="auto"`` or ``ray://host:10001``). Ray is imported only here (``sweaug[ray]``).
+
+Every executor runs ``execute(job, store)``: on a local store the job writes its shards into
+``<out>/.sweaug`` directly; on an fsspec store it writes them into a local temporary folder and
+commits them (shards first, then the record) to the store, so workers on other machines need
+nothing but access to the store. The job's *inputs* (source files, archives) are read by path:
+on a cluster they must be on storage every node mounts at the same path.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from .jobs import STATE, record_path, staging_name
+from .records import ConfigError, SourceError
+
+log = logging.getLogger("sweaug.jobs")
+RAY_RETRIES = 3
+
+
+def execute(job, store) -> dict:
+    """Run one job against ``store``; returns the job's record (see jobs.py)."""
+    if store.local is not None:
+        return job.run(store.local / STATE)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sweaug-job-") as tmp:
+        state = Path(tmp)
+        result = job.run(state)
+        for j in range(len(result["shards"])):
+            store.put_file(staging_name(state, job, j),
+                           staging_name(Path(STATE), job, j).as_posix())
+        store.put_file(record_path(state, job), record_path(Path(STATE), job).as_posix())
+    return result
+
+
+def _warm() -> None:
+    return None
+
+
+def run_job(job, store, cwd: str) -> dict:
+    """``execute`` in a Ray worker, from the driver's working directory (where it exists), so
+    that relative input and output paths mean what they mean to the driver."""
+    if os.path.isdir(cwd) and os.getcwd() != cwd:
+        os.chdir(cwd)
+    return execute(job, store)
+
+
+class LocalExecutor:
+    """This process (``workers == 1``) or a forkserver process pool."""
+
+    def __init__(self, workers: int = 1):
+        self.slots = max(1, int(workers))
+        self.inline = self.slots == 1
+        self._pool = None
+        if not self.inline:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = mp.get_context("forkserver")  # fork is unsafe with threads (progress bar)
+            # workers fork from a server that has already imported the audio stack
+            ctx.set_forkserver_preload(["sweaug.partitions", "sweaug.audio", "sweaug.augment",
+                                        "numpy", "soundfile", "soxr"])
+            self._pool = ProcessPoolExecutor(max_workers=self.slots, mp_context=ctx)
+            for _ in range(self.slots):  # start the workers now, while the first jobs are formed
+                self._pool.submit(_warm)
+
+    def submit(self, job, store):
+        return self._pool.submit(execute, job, store)
+
+    def wait(self, handles) -> list:
+        """At least one finished handle of ``handles``, with its result."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(list(handles), return_when=FIRST_COMPLETED)
+        return [(f, f.result()) for f in done]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayExecutor:
+    """Ray tasks, one per job, retried by Ray when a worker dies or the job raises."""
+
+    inline = False
+
+    def __init__(self, address: str | None = None, workers: int | None = None,
+                 retries: int = RAY_RETRIES):
+        if not address:  # a private Ray for this build: listen on the loopback address only
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--executor ray needs Ray: pip install 'sweaug[ray]'") from None
+        self._ray, self._started, self.retries = ray, False, retries
+        if not ray.is_initialized():
+            kw = {"include_dashboard": False, "logging_level": logging.WARNING}
+            if address:
+                kw["address"] = address
+            elif workers:
+                kw["num_cpus"] = workers
+            try:
+                ray.init(**kw)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                where = f"the Ray cluster at {address}" if address else "a local Ray"
+                raise ConfigError(f"cannot start or reach {where}: {e}") from None
+            self._started = True
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.slots = max(1, int(workers or cpus))
+        self._task = ray.remote(num_cpus=1, max_retries=retries,
+                                retry_exceptions=True)(run_job)
+        self._cwd = os.getcwd()
+        self._names: dict = {}
+        log.info("Ray: %d CPUs in the cluster, %d jobs at a time", cpus, self.slots)
+
+    def submit(self, job, store):
+        ref = self._task.remote(job, store, self._cwd)
+        self._names[ref] = job.name
+        return ref
+
+    def wait(self, handles) -> list:
+        ray = self._ray
+        done, _ = ray.wait(list(handles), num_returns=1)
+        out = []
+        for ref in done:
+            name = self._names.pop(ref, "?")
+            try:
+                out.append((ref, ray.get(ref)))
+            except ray.exceptions.RayTaskError as e:  # the job raised, on every try
+                if isinstance(e.cause, (SourceError, ConfigError)):  # a known bad input/store
+                    raise e.cause from None
+                raise e.as_instanceof_cause() from None
+            except ray.exceptions.RayError as e:  # its worker died on every try, or similar
+                raise SourceError(f"job {name} failed on Ray after {self.retries} retries: "
+                                  f"{type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+        return out
+
+    def close(self) -> None:
+        for ref in list(self._names):
+            self._ray.cancel(ref, force=True)
+        self._names.clear()
+        if self._started:
+            self._ray.shutdown()
+
+
+def make_executor(kind: str = "local", workers: int | None = None, address: str | None = None,
+                  retries: int = RAY_RETRIES):
+    if kind == "local":
+        if address:
+            raise ConfigError("--ray-address needs --executor ray")
+        return LocalExecutor(workers or 1)
+    if kind == "ray":
+        return RayExecutor(address, workers, retries)
+    raise ConfigError(f"unknown executor {kind!r}: choose local or ray")
