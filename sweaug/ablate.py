@@ -18,6 +18,7 @@ evaluates, and nothing is written twice.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -35,17 +36,9 @@ RUN_FORMAT = "sweaug-ablation-run/1"
 
 def eval_samples(ss: ShardSet, max_samples: int | None) -> Iterator[dict]:
     """The evaluation set's samples in manifest order (the first ``max_samples``)."""
-    from .shards import iter_samples
-    from .train.data import decode_flac
+    from .train.evaluate import shard_samples
 
-    n = 0
-    for shard in ss.shards:
-        for key, files in iter_samples(shard):
-            if max_samples is not None and n >= max_samples:
-                return
-            meta = json.loads(files["json"])
-            yield {"key": key, "audio": decode_flac(files["flac"]), "text": meta["text"]}
-            n += 1
+    return itertools.islice(shard_samples(ss.shards), max_samples)
 
 
 def data_description(mix, sets: dict[str, ShardSet]) -> dict:
@@ -115,7 +108,7 @@ def run_meta(recipe: Recipe, corpus: Path) -> dict:
 
 def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool = False,
                only: list[str] | None = None, echo=print) -> dict:
-    from .report import atomic_write
+    from .shards import atomic_write_bytes as atomic_write
 
     # torchrun / accelerate launch set RANK and WORLD_SIZE (the process group comes later,
     # with the training arguments)

@@ -32,9 +32,9 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
+
+from .shards import atomic_write_bytes
 
 CSV_COLUMNS = ["mix", "baseline", "reference", "training", "eval_set", "n", "n_total", "capped",
                "eval_loss", "wer", "wer_lo", "wer_hi", "nwer", "nwer_lo", "nwer_hi",
@@ -47,24 +47,6 @@ FORCED_LINE = ("Evaluation forces the language and the task: every `generate` ca
                "cannot force them is refused. The seed's 98 % \"tutorial\" WER came from letting "
                "Whisper detect the language clip by clip (transformers#28814); it cannot be "
                "reproduced here.")
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, unique to this
-    writer (``mkstemp``: not the pid alone, which two machines can share), then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _is_baseline(row: dict) -> bool:
@@ -367,7 +349,7 @@ def write_report(run_dir: Path, rows: list[dict], reference: str | None, eval_se
     png = _png_bytes(records, [r["mix"] for r in rows], list(eval_sets), alpha)
     paths = {"report.md": run_dir / "report.md", "results.csv": run_dir / "results.csv",
              "wer.png": run_dir / "wer.png"}
-    atomic_write(paths["results.csv"], _csv_bytes(records))
-    atomic_write(paths["wer.png"], png)
-    atomic_write(paths["report.md"], md.encode("utf-8"))
+    atomic_write_bytes(paths["results.csv"], _csv_bytes(records))
+    atomic_write_bytes(paths["wer.png"], png)
+    atomic_write_bytes(paths["report.md"], md.encode("utf-8"))
     return paths

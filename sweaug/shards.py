@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,14 +61,22 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder + rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder, unique to this
+    writer (``mkstemp``: not the pid alone, which two machines sharing a folder can have), then
+    rename; the temporary file is removed if the write fails."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class ShardWriter:
