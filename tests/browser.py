@@ -55,13 +55,25 @@ def _url(target) -> str:
     return str(target)
 
 
+def _stream_closed(request) -> bool:
+    """A server-sent-event stream the page itself closed: Gradio's client closes its
+    ``queue/data`` event stream when a job completes, which Chromium reports as a failed
+    request (``net::ERR_ABORTED``) whenever the close races the stream's last bytes. That is
+    the page hanging up, not a failure; any other aborted request still counts as an error."""
+    if "ERR_ABORTED" not in (request.failure or ""):
+        return False
+    return (request.resource_type == "eventsource"
+            or "text/event-stream" in (request.headers.get("accept") or ""))
+
+
 @contextlib.contextmanager
 def open_page(target, screenshot: Path | None = None, width: int = 1280, height: int = 900,
               timeout_ms: int = 30_000, full_page: bool = True) -> Iterator:
     """Open ``target`` (a file path or URL) in a fresh headless Chromium profile and yield the
     Playwright page, after the load event. ``page.errors`` collects console errors, uncaught
     page exceptions and failed requests (as strings) for the whole visit; ``screenshot`` (a
-    PNG path) is taken right after loading."""
+    PNG path) is taken right after loading. Event streams the page closed itself are listed
+    apart, in ``page.closed_streams`` (see ``_stream_closed``)."""
     binary = chromium_path()
     sync_playwright = _playwright()
     with tempfile.TemporaryDirectory(prefix="sweaug-chromium-") as profile, \
@@ -76,9 +88,11 @@ def open_page(target, screenshot: Path | None = None, width: int = 1280, height:
             page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}")
                     if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-            page.on("requestfailed", lambda r: errors.append(
+            closed: list[str] = []
+            page.on("requestfailed", lambda r: (closed if _stream_closed(r) else errors).append(
                 f"request failed: {r.url[:120]} ({r.failure})"))
             page.errors = errors
+            page.closed_streams = closed
             page.goto(_url(target), wait_until="load")
             if screenshot is not None:
                 Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
