@@ -5,8 +5,9 @@
 2. augment the CV part with the shipped ``noisy`` recipe (the bundled noise and rooms): its
    test split is a held-out *noisy* evaluation set;
 3. ablate a recipe on a tiny Whisper (built from a config, with the real multilingual
-   tokenizer; a 3.2 s window, the longest clip is 3.1 s): clean vs clean + noisy copies, evaluated on the clean and the
-   noisy held-out sets, with the untrained model as the baseline row;
+   tokenizer; a 3.2 s window, the longest clip is 3.1 s): clean vs clean + noisy copies,
+   evaluated on the clean and the noisy held-out sets, with the untrained model as the
+   baseline row;
 4. print the report table and where report.md, results.csv and wer.png are.
 
 Everything is written under ``--out``; nothing outside it but caches. ``--quick`` runs the same
