@@ -56,7 +56,12 @@ import soxr
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+if str(REPO / "scripts") not in sys.path:
+    sys.path.insert(0, str(REPO / "scripts"))
 from sweaug.text import normalized_text, target_text  # noqa: E402  (the guard's own normaliser)
+# the fixtures' conventions (CV v17 columns, seeds, ids, trimming) and their sentence pool
+from make_fixtures import (CV17_GENDER, CV17_HEADER, SV_SENTENCES,  # noqa: E402
+                           seed_of, sentence_id, trim)
 
 RELEASE = "cv-corpus-17.0-2024-03-15"
 LOCALE = "sv-SE"
@@ -77,22 +82,8 @@ ESPEAK_SR = 22_050
 MP3_BITRATE_MODE = "CONSTANT"
 MP3_COMPRESSION = 0.97
 
-# Same conventions as scripts/make_fixtures.py (copied, so this script stays standalone).
-CV17_HEADER = ["client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes",
-               "down_votes", "age", "gender", "accents", "variant", "locale", "segment"]
-CV17_GENDER = {"male": "male_masculine", "female": "female_feminine"}
-
-
-def seed_of(*parts: object) -> int:
-    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big")
-
-
 def client_id(speaker: str) -> str:
     return hashlib.sha512(f"sweaug-demo-client/{speaker}".encode()).hexdigest()  # 128 hex
-
-
-def sentence_id(s: str) -> str:
-    return hashlib.sha256(s.encode("utf-8")).hexdigest()  # 64 hex, like CV
 
 
 def tsv_bytes(header: list[str], rows: list[list[str]]) -> bytes:
@@ -285,11 +276,6 @@ def _other_sample_sentences() -> set[str]:
     """Sentences of the other bundled samples (FLEURS test etc.): a CV train row equal to one of
     them would be dropped by the cross-source leakage guard when ``sweaug demo`` builds them
     together, so the grammar never emits them (e.g. "Min bror bor i Göteborg.")."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        from make_fixtures import SV_SENTENCES  # the FLEURS/CV sample sentence pool
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
     return {normalized_text(s) for s in SV_SENTENCES}
 
 
@@ -339,18 +325,9 @@ def synth(text: str, spk: Speaker) -> np.ndarray:
                        check=True, capture_output=True)
         x, sr = sf.read(wav, dtype="float64")
     assert sr == ESPEAK_SR, sr
-    x = trim(x, sr)
+    x = trim(x, sr, pad_s=0.1)
     x = soxr.resample(x, sr, SR, quality="HQ")
     return x * (spk.gain / (float(np.max(np.abs(x))) or 1.0))
-
-
-def trim(x: np.ndarray, sr: int, pad_s: float = 0.1) -> np.ndarray:
-    hop = int(sr * 0.01)
-    n = len(x) // hop
-    rms = np.sqrt(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1))
-    on = np.nonzero(rms > rms.max() * 0.02)[0]
-    pad = int(sr * pad_s)
-    return x[max(0, on[0] * hop - pad): min(len(x), (on[-1] + 1) * hop + pad)]
 
 
 def mp3_bytes(x: np.ndarray) -> bytes:
