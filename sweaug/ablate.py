@@ -18,6 +18,7 @@ evaluates, and nothing is written twice.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -142,17 +143,20 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
             results[name] = done
             continue
         train = None
-        if mix is not None:
-            from .train.finetune import train_mix
-            t = mix.training
-            per_step = t["per_device_train_batch_size"] * t["gradient_accumulation_steps"] * world
-            say(f"{name}: training ({t['max_steps']} steps"
-                + (f" on {world} processes, {per_step} samples per step)" if world > 1 else ")"))
-            train = train_mix(recipe, mix, sets, run_dir / name)
-        if world == 1:
-            results[name] = _evaluate_one(recipe, mix, sets, run_dir / name, train, say)
-        else:
-            pending.append((mix, train))
+        with torch_threads((mix or recipe.mixes[0]).training.get("torch_threads")):
+            if mix is not None:
+                from .train.finetune import train_mix
+                t = mix.training
+                per_step = t["per_device_train_batch_size"] * t["gradient_accumulation_steps"] \
+                    * world
+                say(f"{name}: training ({t['max_steps']} steps"
+                    + (f" on {world} processes, {per_step} samples per step)" if world > 1
+                       else ")"))
+                train = train_mix(recipe, mix, sets, run_dir / name)
+            if world == 1:
+                results[name] = _evaluate_one(recipe, mix, sets, run_dir / name, train, say)
+            else:
+                pending.append((mix, train))
     if world > 1:
         _leave_process_group()
         if rank != 0:
@@ -161,10 +165,28 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
             return {}
         for mix, train in pending:
             name = mix.name if mix else BASELINE
-            results[name] = _evaluate_one(recipe, mix, sets, run_dir / name, train, say)
+            with torch_threads((mix or recipe.mixes[0]).training.get("torch_threads")):
+                results[name] = _evaluate_one(recipe, mix, sets, run_dir / name, train, say)
     atomic_write(run_dir / "plan.txt", plan_text(recipe, sets).encode())
     report_run(run_dir, echo=say)
     return results
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """``training.torch_threads``: torch's intra-op threads for one model's training and
+    evaluation (None: leave torch's default), restored afterwards."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _finished(folder: Path, key: str) -> dict | None:
@@ -269,6 +291,15 @@ def report_run(run_dir: Path, echo=print) -> dict:
                      + ("differences against the baseline instead" if BASELINE in finished
                         else "no paired differences yet"))
         reference = None
+    kept = {}
+    for r in rows:
+        n = (r.get("train") or {}).get("kept_tokens")
+        if n:
+            kept.setdefault(n, []).append(r["mix"])
+    for n, names in sorted(kept.items()):
+        notes.append(f"{', '.join(names)}: trained with `vocabulary: transcripts`, so their eval "
+                     f"loss is a softmax over the {n} tokens of their training transcripts (they "
+                     f"never emit the others), not over the whole vocabulary like the baseline's")
     if missing:
         notes.append("not finished: " + ", ".join(missing) + f" — run `sweaug ablate "
                      f"{recipe_path} --mix NAME`, then `sweaug report {run_dir}`")

@@ -27,12 +27,19 @@ TRAINING_DEFAULTS = {
 TRAINING_TYPES = {k: (float, int) if isinstance(v, float) else type(v)
                   for k, v in TRAINING_DEFAULTS.items()}
 TRAINING_TYPES["seconds"] = (float, int)
+# optional, not in the defaults (so the hashes of recipes without them are unchanged):
+# the softmax's tokens (train/vocab.py) and torch's CPU threads for this mix's training and
+# evaluation (results depend on the thread count: a recipe that sets it reproduces them
+# whichever machine or process runs it)
+TRAINING_TYPES["vocabulary"] = str
+TRAINING_TYPES["torch_threads"] = int
+TRAINING_CHOICES = {"vocabulary": ("full", "transcripts")}
 TRAINING_TYPES["learning_rate"] = (float, int)
 # lower bounds of the numeric training settings: (bound, whether the bound itself is allowed)
 TRAINING_MIN = {k: (0, False) for k in (
     "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "max_steps",
     "logging_steps", "save_steps", "per_device_eval_batch_size", "generation_max_length",
-    "seconds")}
+    "seconds", "torch_threads")}
 TRAINING_MIN.update({k: (0, True) for k in (
     "warmup_steps", "dropout", "weight_decay", "dataloader_num_workers", "shuffle_buffer")})
 TINY_KEYS = {"d_model": int, "layers": int, "heads": int}
@@ -99,6 +106,10 @@ def _check(node_map: dict, allowed: dict, where: str, path: Path, lines: dict) -
                 or (isinstance(value, bool) and want in (int, (float, int))):
             raise AblationError(f"{path}:{line}: {where}{key} must be "
                                 f"{getattr(want, '__name__', 'a number')}, got {value!r}")
+        if where.endswith("training.") and key in TRAINING_CHOICES \
+                and value not in TRAINING_CHOICES[key]:
+            raise AblationError(f"{path}:{line}: {where}{key} must be one of "
+                                f"{', '.join(TRAINING_CHOICES[key])}, got {value!r}")
         if where.endswith("training.") and key in TRAINING_MIN and value is not None:
             low, inclusive = TRAINING_MIN[key]
             if value < low or (value == low and not inclusive):

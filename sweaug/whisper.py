@@ -121,7 +121,8 @@ def load_tokenizer(name_or_path: str, **kw):
 
 
 def tiny_whisper(seconds: float = 5.0, d_model: int = 128, layers: int = 2, heads: int = 4,
-                 seed: int = 0, max_target_positions: int = 128, cache_dir: Path | None = None):
+                 seed: int = 0, max_target_positions: int = 128, cache_dir: Path | None = None,
+                 dropout: float = 0.0):
     """A small random ``WhisperForConditionalGeneration`` on the real multilingual vocabulary.
 
     Returns ``(model, feature_extractor, tokenizer)``. The encoder takes ``seconds`` of 16 kHz
@@ -143,7 +144,7 @@ def tiny_whisper(seconds: float = 5.0, d_model: int = 128, layers: int = 2, head
         decoder_layers=layers, encoder_attention_heads=heads, decoder_attention_heads=heads,
         encoder_ffn_dim=4 * d_model, decoder_ffn_dim=4 * d_model, max_source_positions=positions,
         max_target_positions=max_target_positions, pad_token_id=eot, bos_token_id=eot,
-        eos_token_id=eot, decoder_start_token_id=sot, suppress_tokens=[],
+        eos_token_id=eot, decoder_start_token_id=sot, suppress_tokens=[], dropout=dropout,
         begin_suppress_tokens=[220, eot])
     torch.manual_seed(seed)
     model = WhisperForConditionalGeneration(config).eval()

@@ -51,3 +51,28 @@ def test_demo_quick_end_to_end(tmp_path, env):
            "--rixvox-dir", ROOT / "sweaug" / "sample" / "rixvox", "--out", again, "--no-progress")
     assert tree_bytes(again) == {k: v for k, v in tree_bytes(corpus).items()
                                  if not k.startswith("cv-noisy/")}
+
+
+def test_a_failed_side_by_side_job_is_an_error_naming_its_log(tmp_path, env, monkeypatch):
+    """A job of the side-by-side ablation that fails stops the demo with its exit code and the
+    end of its log (here: no corpus), not a report of the other job alone."""
+    import os
+
+    import pytest
+
+    from sweaug import demo
+    from sweaug.ablate_recipe import AblationError
+
+    for k in ("SWEAUG_CACHE", "PYTHONPATH"):
+        monkeypatch.setenv(k, env[k])
+    recipe = tmp_path / "demo.yaml"
+    recipe.write_text(demo.RECIPE.format(seed=1, steps=2, warmup=1, log_every=1, save_every=1,
+                                         max_samples=2))
+    lines = []
+    with pytest.raises(AblationError) as e:
+        demo._ablate_side_by_side(recipe, tmp_path / "runs", tmp_path / "no-corpus", lines.append)
+    msg = str(e.value)
+    assert "exit 2" in msg and str(tmp_path / "runs" / "logs" / "ablate-baseline-clean.log") in msg
+    assert "no-corpus" in msg  # the job's own error, from its log
+    assert sum("FAILED" in l for l in lines) == len(demo.JOBS)
+    assert os.path.exists(tmp_path / "runs" / "logs" / "ablate-clean+noisy.log")

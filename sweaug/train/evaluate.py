@@ -333,7 +333,10 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
     Per batch: log-mel features (``LogMel``; clips longer than the model's window are cut,
     counted in ``truncated_audio``), the encoder once, a teacher-forced decoder pass on the
     labels of :func:`label_ids` (cross-entropy summed over every predicted token — language,
-    task, notimestamps, text, end of text — and divided by the token count of the whole set),
+    task, notimestamps, text, end of text — and divided by the token count of the whole set;
+    for a model whose ``generation_config.suppress_tokens`` forbids tokens, a softmax over the
+    others, and reference tokens among them are left out and counted in
+    ``unreachable_tokens``),
     and ``generate(..., language=, task=)`` on the same encoder output (greedy), decoded with
     ``skip_special_tokens=True``. The model runs on its own device, in eval mode, under
     ``torch.no_grad``; its training mode is restored afterwards.
@@ -366,6 +369,9 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
         raise EvaluationError(f"the tokenizer's prefix ids {prefix} do not match the model's "
                               f"generation config: tokenizer and model are from different "
                               f"vocabularies")
+    # tokens generate never emits (a model trained with `vocabulary: transcripts`): the loss
+    # is that of the model as it decodes, a softmax over the others
+    suppress = torch.tensor(sorted(set(gen.suppress_tokens or [])), dtype=torch.long)
     max_pos = int(model.config.max_target_positions)
     if max_new_tokens is None:
         max_new_tokens = max_pos - len(prefix)
@@ -380,6 +386,7 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
 
     keys, refs, hyps = [], [], []
     loss_sum, tokens, trunc_audio, trunc_labels, audio_seconds = 0.0, 0, 0, 0, 0.0
+    unreachable = 0
     state = {"capped": False}
     was_training = model.training
     model.eval()
@@ -412,6 +419,12 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
                     dec[i, :len(l) - 1] = torch.tensor(l[:-1])
                     tgt[i, :len(l) - 1] = torch.tensor(l[1:])
                 logits = model(encoder_outputs=enc, decoder_input_ids=dec.to(device)).logits
+                if len(suppress):
+                    logits[..., suppress.to(device)] = -math.inf
+                    # a reference token the model cannot emit: counted, not an infinite loss
+                    out_of_vocab = torch.isin(tgt, suppress)
+                    unreachable += int(out_of_vocab.sum())
+                    tgt[out_of_vocab] = -100
                 loss_sum += torch.nn.functional.cross_entropy(
                     logits.float().reshape(-1, logits.shape[-1]), tgt.to(device).reshape(-1),
                     ignore_index=-100, reduction="sum").item()
@@ -440,6 +453,7 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
         "n_total": int(total) if total is not None else (None if state["capped"] else len(refs)),
         "language": gen_kw["language"], "task": task,
         "eval_loss": loss_sum / tokens if tokens else math.nan, "tokens": tokens,
+        "unreachable_tokens": unreachable,
         "wer": wer, "wer_lo": wer_lo, "wer_hi": wer_hi,
         "nwer": nwer, "nwer_lo": nwer_lo, "nwer_hi": nwer_hi,
         "alpha": alpha, "bootstrap": bootstrap, "seed": seed,

@@ -23,6 +23,7 @@ import logging
 from pathlib import Path
 
 log = logging.getLogger("sweaug.train")
+PROGRESS = "[train]"
 _SAID = set()
 
 
@@ -32,17 +33,24 @@ def _say_once(msg: str) -> None:
         log.warning(msg)
 
 
-def load_whisper(model: str, seconds: float, tiny: dict, seed: int, language: str, task: str):
-    """(model, feature extractor, tokenizer) with language and task forced for generation."""
+def load_whisper(model: str, seconds: float, tiny: dict, seed: int, language: str, task: str,
+                 dropout: float | None = None):
+    """(model, feature extractor, tokenizer) with language and task forced for generation.
+
+    ``dropout`` (the recipe's ``training.dropout``; None: the model's own) is set in the config
+    the model is *built* from: Whisper's layers copy ``config.dropout`` when they are made, so
+    setting ``model.config.dropout`` afterwards (what many fine-tuning notebooks do, and what
+    sweaug did before) changes nothing."""
     from ..whisper import tiny_whisper
 
     if model == "tiny-random":
-        m, fe, tok = tiny_whisper(seconds=seconds, seed=seed, **tiny)
+        m, fe, tok = tiny_whisper(seconds=seconds, seed=seed, dropout=dropout or 0.0, **tiny)
     else:
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
         proc = WhisperProcessor.from_pretrained(model)
-        m = WhisperForConditionalGeneration.from_pretrained(model)
+        m = WhisperForConditionalGeneration.from_pretrained(
+            model, **({} if dropout is None else {"dropout": dropout}))
         fe, tok = proc.feature_extractor, proc.tokenizer
     tok.set_prefix_tokens(language=language, task=task)
     m.generation_config.language = language
@@ -67,9 +75,12 @@ def training_arguments(t: dict, out: Path, seed: int):
     ckpt = "activation_checkpointing" if "activation_checkpointing" in params \
         else "gradient_checkpointing"  # renamed in transformers 5
     fp16, optim = bool(t["fp16"]), t["optim"]
-    if not cuda and (fp16 or "bnb" in optim or "8bit" in optim):
-        _say_once("no CUDA: training in fp32 with torch AdamW instead of fp16 / 8-bit AdamW")
-        fp16, optim = False, "adamw_torch"
+    if not cuda and fp16:
+        _say_once("no CUDA: training in fp32 instead of fp16")
+        fp16 = False
+    if not cuda and ("bnb" in optim or "8bit" in optim):
+        _say_once(f"no CUDA: training with torch AdamW instead of {optim} (bitsandbytes)")
+        optim = "adamw_torch"
     return Seq2SeqTrainingArguments(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=t["per_device_train_batch_size"],
@@ -100,13 +111,22 @@ def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
 
     t = mix.training
     model, fe, tok = load_whisper(recipe.model, t["seconds"], recipe.tiny, recipe.seed,
-                                  recipe.language, recipe.task)
-    model.config.dropout = t["dropout"]
+                                  recipe.language, recipe.task, dropout=t["dropout"])
     # Whisper's forward takes **kwargs, so the Trainer assumes its loss is a sum normalized by
     # `num_items_in_batch`; it is a plain mean. Left so, the Trainer would not divide it by the
     # gradient accumulation steps and would multiply it by the number of DDP processes (loss
     # and gradients x accumulation x processes). transformers' own flag for such models:
     model.accepts_loss_kwargs = False
+    kept = None
+    if t.get("vocabulary", "full") == "transcripts":
+        from .vocab import KeptLogits, suppressed, transcript_tokens
+        kept = sorted(set(transcript_tokens([sets[s].shards for s in mix.data], tok))
+                      | {model.config.decoder_start_token_id})
+        log.info("%s: softmax over the %d tokens of the training transcripts (of %d)",
+                 mix.name, len(kept), model.config.vocab_size)
+        full_head = model.proj_out
+        model.proj_out = KeptLogits(full_head, kept)
+    base = model  # LoRA wraps it in place
     if mix.lora:
         from peft import LoraConfig, get_peft_model
 
@@ -130,17 +150,23 @@ def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
                 losses.append((state.global_step, float(logs["loss"])))
+                if main:  # a progress line (`sweaug demo` shows the latest of each job's)
+                    print(f"{PROGRESS} {mix.name}: step {state.global_step}/{state.max_steps}, "
+                          f"loss {float(logs['loss']):.3f}", flush=True)
 
     callbacks = [Record()]
     if main:  # a SummaryWriter creates its event file at once: rank 0 only
         callbacks.append(TensorBoardCallback(SummaryWriter(str(out / "tensorboard"))))
-    trainer = _trainer_class()(model=model, args=args, train_dataset=stream,
-                               data_collator=SpeechCollator(model.config.decoder_start_token_id),
-                               callbacks=callbacks)
+    trainer = _trainer_class(kept, model.config)(
+        model=model, args=args, train_dataset=stream,
+        data_collator=SpeechCollator(model.config.decoder_start_token_id), callbacks=callbacks)
     last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
     if last and main:
         log.warning("%s: resuming from %s", mix.name, last)
     result = trainer.train(resume_from_checkpoint=last)
+    if kept is not None:  # the saved model is a plain Whisper that never emits the others
+        base.proj_out = full_head
+        base.generation_config.suppress_tokens = suppressed(model.config.vocab_size, kept)
     if main:
         if mix.lora:
             model = model.merge_and_unload()
@@ -150,15 +176,41 @@ def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
     trainer.accelerator.wait_for_everyone()  # the model is on disk before any rank goes on
     return {"steps": int(result.global_step), "train_loss": float(result.training_loss),
             "losses": losses, "resumed_from": Path(last).name if last else None,
-            "processes": world}
+            "processes": world, "kept_tokens": len(kept) if kept is not None else None}
 
 
-def _trainer_class():
-    """Seq2SeqTrainer whose training DataLoader leaves the rank split to MixStream."""
+def _trainer_class(kept: list[int] | None = None, config=None):
+    """Seq2SeqTrainer whose training DataLoader leaves the rank split to MixStream; with
+    ``kept`` (``vocabulary: transcripts``, see ``vocab.py``) its loss is the cross-entropy over
+    the kept tokens, whose logits alone the model's ``KeptLogits`` head computes."""
+    import torch
     from accelerate.data_loader import DataLoaderDispatcher, IterableDatasetShard
     from transformers import Seq2SeqTrainer
+    from transformers.models.whisper.modeling_whisper import shift_tokens_right
+
+    index = None
+    if kept is not None:
+        from .vocab import index_of
+        index = index_of(config.vocab_size, kept)
 
     class _Trainer(Seq2SeqTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if index is None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            inputs = dict(inputs)
+            labels = inputs.pop("labels")
+            decoder_input_ids = shift_tokens_right(labels, config.pad_token_id,
+                                                   config.decoder_start_token_id)
+            out = model(**inputs, decoder_input_ids=decoder_input_ids)
+            target = torch.where(labels == -100, labels,
+                                 index.to(labels.device)[labels.clamp(min=0)])
+            if bool(((target == -100) & (labels != -100)).any()):  # cannot happen: kept = labels
+                raise RuntimeError("a training label is not among the kept tokens")
+            loss = torch.nn.functional.cross_entropy(
+                out.logits.float().reshape(-1, out.logits.shape[-1]), target.reshape(-1),
+                ignore_index=-100)
+            return (loss, out) if return_outputs else loss
+
         def get_train_dataloader(self):
             dl = super().get_train_dataloader()
             if isinstance(dl, DataLoaderDispatcher):
