@@ -239,9 +239,11 @@ def report(run_dir):
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("sweaug-demo"),
               show_default=True, help="Everything is written here.")
-@click.option("--quick", is_flag=True, help="The same stages with few steps (about 2 minutes).")
+@click.option("--quick", is_flag=True,
+              help="The same stages with few steps (under a minute on 2 cores).")
 @click.option("--seed", type=int, default=13, show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True,
+              help="Build and augment workers; 2 or more also train the two mixes side by side.")
 def demo(out, quick, seed, workers):
     """Build, augment and ablate the bundled sample offline, and print the report."""
     from .demo import run_demo
