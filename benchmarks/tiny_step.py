@@ -5,8 +5,7 @@ adamw_torch_fused``) — the demo's settings.
 
 The demo's model (2+2 layers, d_model 128, the real 51,865-token vocabulary, 3.2 s window),
 batch 8, labels of 19 tokens, AdamW; each step is forward + backward + optimizer step, through
-the same code the Trainer runs (``KeptLogits`` as ``proj_out`` and a cross-entropy over the
-kept tokens). Timed alternately, best of ``--rounds`` rounds of ``--steps`` steps, with 1 and
+the same code the Trainer runs (``KeptLogits`` as ``proj_out`` and ``kept_token_loss``). Timed alternately, best of ``--rounds`` rounds of ``--steps`` steps, with 1 and
 2 torch threads. Prints seconds per step and the speed-up over ``full``.
 
     python benchmarks/tiny_step.py [--kept 214] [--steps 20] [--rounds 3]
@@ -32,9 +31,8 @@ def main() -> None:
 
     import torch
     import transformers
-    from transformers.models.whisper.modeling_whisper import shift_tokens_right
 
-    from sweaug.train.vocab import KeptLogits, index_of
+    from sweaug.train.vocab import KeptLogits, index_of, kept_token_loss
     from sweaug.whisper import tiny_whisper
 
     transformers.logging.set_verbosity_error()
@@ -58,11 +56,8 @@ def main() -> None:
         model, opt = models[name]
         if name == "full":
             loss = model(input_features=x, labels=labels).loss
-        else:
-            dec = shift_tokens_right(labels, cfg.pad_token_id, cfg.decoder_start_token_id)
-            logits = model(input_features=x, decoder_input_ids=dec).logits
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                                     index[labels].reshape(-1))
+        else:  # the Trainer's loss for `vocabulary: transcripts`
+            loss, _ = kept_token_loss(model, {"input_features": x, "labels": labels}, index, cfg)
         loss.backward()
         opt.step()
         opt.zero_grad()

@@ -37,7 +37,7 @@ class LeakageGuard:
             raise SourceError(f"--eval {folder}: no .tar shards found there")
         n = 0
         for shard in shards:
-            for key, files in iter_samples(shard):
+            for key, files in iter_samples(shard, only=("json",)):
                 meta = json.loads(files["json"])
                 self.register(meta["source"], meta["split"], key, meta["text_normalized"],
                               meta.get("speaker", ""))

@@ -146,8 +146,10 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def iter_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """Yield ``(key, {extension: bytes})`` from one shard, in order."""
+def iter_samples(path: Path, only: tuple[str, ...] | None = None
+                 ) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Yield ``(key, {extension: bytes})`` from one shard, in order; with ``only`` (e.g.
+    ``("json",)``) just those members are read, the others' bytes are skipped."""
     current, files = None, {}
     with tarfile.open(path, "r") as tar:
         for m in tar:
@@ -156,6 +158,7 @@ def iter_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
                 yield current, files
                 files = {}
             current = key
-            files[ext] = tar.extractfile(m).read()
+            if only is None or ext in only:
+                files[ext] = tar.extractfile(m).read()
     if current is not None:
         yield current, files

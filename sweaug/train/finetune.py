@@ -183,32 +183,19 @@ def _trainer_class(kept: list[int] | None = None, config=None):
     """Seq2SeqTrainer whose training DataLoader leaves the rank split to MixStream; with
     ``kept`` (``vocabulary: transcripts``, see ``vocab.py``) its loss is the cross-entropy over
     the kept tokens, whose logits alone the model's ``KeptLogits`` head computes."""
-    import torch
     from accelerate.data_loader import DataLoaderDispatcher, IterableDatasetShard
     from transformers import Seq2SeqTrainer
-    from transformers.models.whisper.modeling_whisper import shift_tokens_right
 
     index = None
     if kept is not None:
-        from .vocab import index_of
+        from .vocab import index_of, kept_token_loss
         index = index_of(config.vocab_size, kept)
 
     class _Trainer(Seq2SeqTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if index is None:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            inputs = dict(inputs)
-            labels = inputs.pop("labels")
-            decoder_input_ids = shift_tokens_right(labels, config.pad_token_id,
-                                                   config.decoder_start_token_id)
-            out = model(**inputs, decoder_input_ids=decoder_input_ids)
-            target = torch.where(labels == -100, labels,
-                                 index.to(labels.device)[labels.clamp(min=0)])
-            if bool(((target == -100) & (labels != -100)).any()):  # cannot happen: kept = labels
-                raise RuntimeError("a training label is not among the kept tokens")
-            loss = torch.nn.functional.cross_entropy(
-                out.logits.float().reshape(-1, out.logits.shape[-1]), target.reshape(-1),
-                ignore_index=-100)
+            loss, out = kept_token_loss(model, inputs, index, config)
             return (loss, out) if return_outputs else loss
 
         def get_train_dataloader(self):

@@ -20,7 +20,6 @@ already knows.
 from __future__ import annotations
 
 import json
-import tarfile
 from pathlib import Path
 from typing import Iterable
 
@@ -31,14 +30,13 @@ def transcript_tokens(shard_lists: Iterable[Iterable], tokenizer, text_field: st
                       ) -> list[int]:
     """Sorted ids of every token in the labels of the shards' samples (only the ``.json``
     members are read; the audio is skipped)."""
+    from ..shards import iter_samples
+
     kept: set[int] = set()
     for shards in shard_lists:
         for shard in shards:
-            with tarfile.open(Path(shard), "r") as tar:
-                for m in tar:
-                    if m.name.endswith(".json"):
-                        meta = json.loads(tar.extractfile(m).read())
-                        kept.update(tokenizer(meta[text_field]).input_ids)
+            for _, files in iter_samples(Path(shard), only=("json",)):
+                kept.update(tokenizer(json.loads(files["json"])[text_field]).input_ids)
     return sorted(kept)
 
 
@@ -60,6 +58,27 @@ class KeptLogits(torch.nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.linear(hidden, self.weight[self.kept])
+
+
+def kept_token_loss(model, inputs: dict, index: torch.Tensor, config):
+    """``(loss, outputs)``: the cross-entropy over the kept tokens of a model whose ``proj_out``
+    is a :class:`KeptLogits` (``inputs``: ``input_features`` and full-vocabulary ``labels``,
+    −100 padded; ``index``: :func:`index_of` the kept tokens). Decoder inputs are the labels
+    shifted right, as Whisper's own forward makes them."""
+    from transformers.models.whisper.modeling_whisper import shift_tokens_right
+
+    inputs = dict(inputs)
+    labels = inputs.pop("labels")
+    decoder_input_ids = shift_tokens_right(labels, config.pad_token_id,
+                                           config.decoder_start_token_id)
+    out = model(**inputs, decoder_input_ids=decoder_input_ids)
+    target = torch.where(labels == -100, labels, index.to(labels.device)[labels.clamp(min=0)])
+    if bool(((target == -100) & (labels != -100)).any()):  # cannot happen: kept = labels
+        raise RuntimeError("a training label is not among the kept tokens")
+    loss = torch.nn.functional.cross_entropy(
+        out.logits.float().reshape(-1, out.logits.shape[-1]), target.reshape(-1),
+        ignore_index=-100)
+    return loss, out
 
 
 def index_of(vocab_size: int, kept: list[int]) -> torch.Tensor:
