@@ -4,7 +4,10 @@ model without fine-tuning) on the evaluation sets, and report WER with confidenc
 Layout: ``<out>/<recipe>/<mix>/`` (checkpoints, tensorboard, model, results.json), and
 ``<out>/<recipe>/run.json`` (what the recipe expects: every model and its hash),
 ``report.md``, ``results.csv``, ``wer.png``. A mix whose results.json carries the same recipe
-hash is not run again; a killed mix resumes from its last checkpoint.
+hash is not run again; a killed mix resumes from its last complete checkpoint (one that a kill
+while saving left incomplete is deleted, logged). Before anything trains, every shard the run
+reads is checked (:func:`preflight`): a truncated shard or a sample without its ``.json`` fails
+the run at once, naming the shard and the member.
 
 ``--mix NAME`` (repeatable) runs only those models; ``baseline`` names the model without
 fine-tuning, which then runs only when asked for. That is how a recipe is split into cluster
@@ -125,6 +128,7 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
                                 f"does not exist")
     models = _selected(recipe, only)
     say(plan_text(recipe, sets))
+    preflight(sets, [s for m in models if m for s in m.data] + list(recipe.eval_sets), say)
     if dry_run:
         return {}
     from .augment import load_recipe as load_augment
@@ -170,6 +174,25 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
     atomic_write(run_dir / "plan.txt", plan_text(recipe, sets).encode())
     report_run(run_dir, echo=say)
     return results
+
+
+def preflight(sets: dict[str, ShardSet], names: list[str], echo=print) -> None:
+    """Check every shard the run will read (the selected mixes' training sets and the
+    evaluation sets) before anything trains: a complete tar of the size and sample count its
+    manifest records, every sample with its ``.flac`` and ``.json``
+    (:func:`~sweaug.train.data.check_shard`, tar headers only). A bad shard fails the run here,
+    naming the shard and the member, not hours later in a DataLoader worker or the evaluation."""
+    from .train.samples import check_shard
+
+    names = list(dict.fromkeys(names))
+    n = 0
+    for name in names:
+        ss = sets[name]
+        expected = ss.expected or ({},) * len(ss.shards)
+        for shard, exp in zip(ss.shards, expected):
+            check_shard(shard, exp.get("bytes"), exp.get("samples"))
+            n += 1
+    echo(f"checked {n} shard(s) of {len(names)} set(s): complete")
 
 
 @contextlib.contextmanager
@@ -249,6 +272,26 @@ def _evaluate_one(recipe: Recipe, mix, sets, out: Path, train: dict | None, echo
     return result
 
 
+def _renormalize(rows: list[dict], language: str) -> list[str]:
+    """Recompute, in the rows (in memory), the normalized WER of evaluations made under another
+    normalizer than today's (an older sweaug: Whisper's BasicTextNormalizer, digits kept) from
+    their stored ``refs``/``hyps``, so one report never mixes two definitions; returns
+    ``"<model> on <set>"`` for each."""
+    from .train.evaluate import NORMALIZER, language_token, normalized_scores
+
+    done = []
+    for r in rows:
+        for name, e in (r.get("eval") or {}).items():
+            if e.get("normalizer") == NORMALIZER or e.get("refs") is None \
+                    or e.get("hyps") is None:
+                continue
+            lang = e.get("language") or language_token(language)[2:-2]
+            e.update(normalized_scores(e["refs"], e["hyps"], lang, e.get("bootstrap", 1000),
+                                       e.get("seed", 0), e.get("alpha", 0.05)))
+            done.append(f"{r['mix']} on {name}")
+    return done
+
+
 def report_run(run_dir: Path, echo=print) -> dict:
     """Rebuild ``report.md``, ``results.csv`` and ``wer.png`` of a run folder from the models
     that have finished (``<model>/results.json`` with the hash ``run.json`` expects); the
@@ -280,6 +323,7 @@ def report_run(run_dir: Path, echo=print) -> dict:
         raise AblationError(f"{run_dir}: no model has finished yet (no <model>/results.json "
                             f"from this recipe; expected: "
                             f"{', '.join(m['name'] for m in meta['models'])})")
+    renormalized = _renormalize(rows, meta.get("language", "sv"))
     recipe_path = meta.get("recipe_path", "RECIPE")
     notes = [f"recipe {recipe_path} ({meta['recipe']}); model {meta['model']}",
              "every evaluation forces language "
@@ -300,6 +344,9 @@ def report_run(run_dir: Path, echo=print) -> dict:
         notes.append(f"{', '.join(names)}: trained with `vocabulary: transcripts`, so their eval "
                      f"loss is a softmax over the {n} tokens of their training transcripts (they "
                      f"never emit the others), not over the whole vocabulary like the baseline's")
+    if renormalized:
+        notes.append("normalized WER recomputed from the stored transcripts (evaluated under "
+                     "another normalizer): " + ", ".join(renormalized))
     if missing:
         notes.append("not finished: " + ", ".join(missing) + f" — run `sweaug ablate "
                      f"{recipe_path} --mix NAME`, then `sweaug report {run_dir}`")

@@ -221,6 +221,8 @@ class ShardSet:
     hours: float
     augmented: bool
     source: str  # the source it derives from (cv for cv-aug)
+    # per shard, what its manifest says: {"bytes", "samples"} (for the preflight check)
+    expected: tuple = ()
 
 
 def resolve_sets(recipe: Recipe, corpus: Path) -> dict[str, ShardSet]:
@@ -251,7 +253,9 @@ def resolve_sets(recipe: Recipe, corpus: Path) -> dict[str, ShardSet]:
         if missing or not shards:
             raise AblationError(f"shard set {name!r}: "
                                 f"{'missing ' + str(missing[0]) if missing else 'no shards'}")
-        out[name] = ShardSet(name, shards, s["samples"], s["hours"], aug, src)
+        out[name] = ShardSet(name, shards, s["samples"], s["hours"], aug, src,
+                             tuple({k: sh.get(k) for k in ("bytes", "samples")}
+                                   for sh in s["shards"]))
     return out
 
 

@@ -17,6 +17,19 @@ TARGET_SR = 16_000
 SILENCE_DBFS = -60.0  # RMS below this is "all silence"
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
 TRUNCATION_TOLERANCE = 0.9  # decoded/expected length below this is a truncated clip
+# The largest archive member read as one clip (a tar bomb - a huge member in a small
+# compressed archive - is refused from its header, unread). Evaluation splits keep clips of any
+# length, so the bound is not the training filter's max_duration but the longer of it and
+# MEMBER_SECONDS, at the bytes per second of uncompressed 96 kHz stereo 32-bit WAV, twice over:
+# 2 x 120 s x 768 kB/s = 184 MB by default, while a 30 s 16 kHz mono clip is ~1 MB.
+MEMBER_SECONDS = 120.0
+MAX_BYTES_PER_SECOND = 96_000 * 2 * 4
+MEMBER_MARGIN = 2
+
+
+def max_member_bytes(max_duration: float) -> int:
+    """The byte bound for one archive member (see MEMBER_SECONDS)."""
+    return int(MEMBER_MARGIN * max(max_duration, MEMBER_SECONDS) * MAX_BYTES_PER_SECOND)
 
 
 class AudioError(Exception):

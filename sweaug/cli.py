@@ -13,8 +13,38 @@ SOURCE_NAMES = ("cv", "fleurs", "voxpopuli", "rixvox", "local")
 
 
 def _fail(msg: str) -> None:
-    click.echo(f"error: {msg}", err=True)
+    from .publish.planning import mask_tokens
+
+    click.echo(f"error: {mask_tokens(msg)}", err=True)  # no Hugging Face token, wherever it came
     sys.exit(2)
+
+
+def _mask_tokens_in_logs() -> None:
+    """Every log record of this process (sweaug's and its libraries', e.g. huggingface_hub's
+    retry lines, whose URLs hold the repo id; whichever handler prints it) with each Hugging
+    Face token masked, from its creation on."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "masks_tokens", False):
+        return
+
+    def record(*args, **kwargs) -> logging.LogRecord:
+        from .publish.planning import mask_tokens
+
+        rec = make(*args, **kwargs)
+        msg = rec.getMessage()
+        if "hf_" in msg:
+            rec.msg, rec.args = mask_tokens(msg), None
+        return rec
+
+    record.masks_tokens = True
+    logging.setLogRecordFactory(record)
+
+
+def _check_shard_flags(shard_samples: int, shard_mb: int) -> None:
+    if shard_samples < 1:
+        _fail(f"--shard-samples must be at least 1, got {shard_samples}")
+    if shard_mb < 1:
+        _fail(f"--shard-mb must be at least 1, got {shard_mb}")
 
 
 @click.group()
@@ -22,6 +52,7 @@ def _fail(msg: str) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Log what each stage does.")
 def main(verbose: bool) -> None:
     """Build, augment and ablate Swedish speech corpora for Whisper fine-tuning."""
+    _mask_tokens_in_logs()
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
 
@@ -87,7 +118,7 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
     from .filters import FilterConfig
     from .records import ConfigError, SourceError
     from .sources import SourceOptions
-    from .storage import parse_storage_options
+    from .storage import OutputLock, parse_storage_options, refuse_overlap
 
     names = [s.strip() for s in sources.split(",") if s.strip()]
     unknown = [n for n in names if n not in SOURCE_NAMES]
@@ -98,6 +129,7 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
         _fail("--workers must be at least 1")
     if retries < 0:
         _fail("--retries must be at least 0")
+    _check_shard_flags(shard_samples, shard_mb)
     paths = {n: p if p is None or "://" in p else Path(p) for n, p in (
         ("cv", cv_dir), ("fleurs", fleurs_dir), ("voxpopuli", voxpopuli_dir),
         ("rixvox", rixvox_dir), ("local", local_dir))}
@@ -114,9 +146,12 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
                           eval_dirs=tuple(eval_dirs), strict=strict, executor=executor,
                           ray_address=ray_address, retries=retries,
                           storage_options=parse_storage_options(storage_options))
+        refuse_overlap(out, [(f"--{n}-dir", paths[n]) for n in names]
+                       + [("--eval", p) for p in eval_dirs])
         bar = None if no_progress else _HoursBar()
         try:
-            manifest = run_build(cfg, progress=bar)
+            with OutputLock(out, cfg.storage_options):  # until the manifest is written
+                manifest = run_build(cfg, progress=bar)
         finally:
             if bar:
                 bar.close()
@@ -177,6 +212,7 @@ def augment(folder, recipe, copies, seed, out, splits, noise_dir, rir_dir, worke
 
     if workers < 1:
         _fail("--workers must be at least 1")
+    _check_shard_flags(shard_samples, shard_mb)
     try:
         rec = load_recipe(recipe, noise_dir=noise_dir, rir_dir=rir_dir)
         bar = None if no_progress else _HoursBar(unit="copies", scale=1)
@@ -194,6 +230,34 @@ def augment(folder, recipe, copies, seed, out, splits, noise_dir, rir_dir, worke
     from .manifest import format_table
     click.echo(format_table(manifest))
     click.echo(f"\nwrote {out}/manifest.json")
+
+
+# the modules of the extras that ablate, demo and app need (pyproject.toml)
+_EXTRA_MODULES = {"train": ("torch", "transformers", "accelerate", "tiktoken", "tensorboard",
+                            "peft"),
+                  "app": ("gradio", "torch", "transformers", "tiktoken")}
+
+
+def _need_extra(command: str, extra: str, error: ModuleNotFoundError | None = None) -> None:
+    """Stop (exit 2) naming the extra to install when one of its modules is absent: ``error``
+    (re-raised if it is about another module), or else each module looked up without importing
+    it."""
+    import importlib.util
+
+    def absent(mod: str) -> bool:
+        if error is not None:
+            return (error.name or "").split(".")[0] == mod
+        try:
+            return importlib.util.find_spec(mod) is None
+        except (ImportError, ValueError):
+            return True
+
+    for mod in _EXTRA_MODULES[extra]:
+        if absent(mod):
+            _fail(f"sweaug {command} needs the {extra} extra (no module named {mod!r}): "
+                  f'pip install -c constraints.txt -e ".[{extra}]"')
+    if error is not None:
+        raise error
 
 
 @main.command()
@@ -215,11 +279,15 @@ def ablate(recipe, out, corpus, dry_run, mixes):
     from .ablate import run_recipe
     from .records import ConfigError, SourceError
 
+    if not dry_run:
+        _need_extra("ablate", "train")
     try:
         run_recipe(recipe, out, corpus=corpus, dry_run=dry_run, only=list(mixes) or None,
                    echo=click.echo)
     except (ConfigError, SourceError) as e:
         _fail(str(e))
+    except ModuleNotFoundError as e:
+        _need_extra("ablate", "train", e)
 
 
 @main.command()
@@ -234,6 +302,8 @@ def report(run_dir):
         report_run(run_dir, echo=click.echo)
     except ConfigError as e:
         _fail(str(e))
+    except ModuleNotFoundError as e:
+        _need_extra("report", "train", e)
 
 
 @main.command()
@@ -249,10 +319,13 @@ def demo(out, quick, seed, workers):
     from .demo import run_demo
     from .records import ConfigError, SourceError
 
+    _need_extra("demo", "train")  # before the build: the ablation at its end needs it
     try:
         run_demo(out, quick=quick, seed=seed, workers=workers, echo=click.echo)
     except (ConfigError, SourceError) as e:
         _fail(str(e))
+    except ModuleNotFoundError as e:
+        _need_extra("demo", "train", e)
 
 
 @main.command()
@@ -361,6 +434,7 @@ def app_cmd(path, mixes, host, port, max_minutes, title, export_space, model_id)
             return
         if model_id:
             _fail("--model-id goes with --export-space")
+        _need_extra("app", "app")
         from .app.transcribe import App
         from .app.ui import serve
 
@@ -368,6 +442,8 @@ def app_cmd(path, mixes, host, port, max_minutes, title, export_space, model_id)
         serve(App(entries, max_minutes=max_minutes, title=title), host, port)
     except AppError as e:
         _fail(str(e))
+    except ModuleNotFoundError as e:
+        _need_extra("app", "app", e)
 
 
 @main.group()

@@ -139,7 +139,10 @@ def _ablate_side_by_side(recipe: Path, runs: Path, corpus: Path, echo) -> dict:
         cmd = [sys.executable, "-m", "sweaug.cli", "ablate", str(recipe), "--corpus", str(corpus),
                "--out", str(runs)] + [a for name in job for a in ("--mix", name)]
         with open(log, "wb") as f:
-            procs.append((job, log, subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)))
+            # cwd: the runs folder (every path above is absolute): `-m sweaug.cli` imports from
+            # the cwd first, and the user's may hold a folder named sweaug
+            procs.append((job, log, subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
+                                                     cwd=runs)))
         echo(f"{', '.join(job)}: started (log: {log})")
     t0, failed, running = time.monotonic(), [], list(procs)
     next_report = t0 + PROGRESS_EVERY

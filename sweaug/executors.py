@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from .jobs import STATE, record_path, staging_name
@@ -53,6 +54,40 @@ def run_job(job, store, cwd: str) -> dict:
     return execute(job, store)
 
 
+_SAFE_PATH = sys.version_info >= (3, 11)  # PYTHONSAFEPATH exists
+
+
+def _start_forkserver() -> None:
+    """Start multiprocessing's forkserver so that it and its workers import *this* sweaug.
+
+    The server runs ``python -c ...``, whose ``sys.path`` starts with the current directory
+    (CPython 3.10-3.13 hand it the parent's ``sys.path`` and ignore it), so a folder named
+    ``sweaug`` there (a checkout's parent, a user's project) would be imported instead and
+    every worker die with an ImportError. Python 3.11+: the server starts with
+    ``PYTHONSAFEPATH=1`` (no current directory on its ``sys.path``); 3.10: it starts in the
+    folder this package is imported from (each worker then changes to the pool's current
+    directory: LocalExecutor's initializer). A server already running is left as it is."""
+    from multiprocessing import forkserver
+
+    if _SAFE_PATH:
+        before = os.environ.get("PYTHONSAFEPATH")
+        os.environ["PYTHONSAFEPATH"] = "1"
+        try:
+            forkserver.ensure_running()
+        finally:
+            if before is None:
+                del os.environ["PYTHONSAFEPATH"]
+            else:
+                os.environ["PYTHONSAFEPATH"] = before
+        return
+    cwd = os.getcwd()
+    os.chdir(Path(__file__).resolve().parents[1])
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.chdir(cwd)
+
+
 class LocalExecutor:
     """This process (``workers == 1``) or a forkserver process pool."""
 
@@ -68,7 +103,10 @@ class LocalExecutor:
             # workers fork from a server that has already imported the audio stack
             ctx.set_forkserver_preload(["sweaug.partitions", "sweaug.audio", "sweaug.augment",
                                         "numpy", "soundfile", "soxr"])
-            self._pool = ProcessPoolExecutor(max_workers=self.slots, mp_context=ctx)
+            _start_forkserver()
+            # workers run in this directory (relative paths), not where the server started
+            self._pool = ProcessPoolExecutor(max_workers=self.slots, mp_context=ctx,
+                                             initializer=os.chdir, initargs=(os.getcwd(),))
             for _ in range(self.slots):  # start the workers now, while the first jobs are formed
                 self._pool.submit(_warm)
 

@@ -124,75 +124,95 @@ def run_jobs(out, jobs: Iterable, workers: int = 1,
     (storage.py); ``executor`` (executors.py) defaults to a local pool of ``workers`` and is
     closed at the end. ``groups`` are the output sub-folders jobs may write (known before the
     first job is formed, for resume); ``total`` sizes the progress bar."""
-    from .executors import LocalExecutor, execute
-    from .storage import is_temp, open_store
+    from .executors import LocalExecutor
+    from .storage import OutputLock, open_store
 
     store = open_store(out)
-    ex = executor if executor is not None else LocalExecutor(workers)
-    results: dict[str, dict] = {}
-    refs: list[JobRef] = []
+    lock = OutputLock(store)  # one run at a time; re-entrant (callers may hold it already)
     try:
         store.makedirs()
-        listing = store.files()
-        for rel in sorted(listing):  # what a killed run was writing
-            if is_temp(Path(rel).name):
-                store.remove(rel)
-                del listing[rel]
-        if groups is None:
-            jobs = list(jobs)
-            groups = {j.group for j in jobs}
-        groups = set(groups)
-        finals = _known_finals(store, groups, listing)
-        done, reused = 0.0, 0
-        total = float(total or 0.0)
-
-        def tick(weight: float) -> None:
-            nonlocal done
-            done += weight
-            if progress:
-                progress(done, max(total, done))
-
-        if progress:
-            progress(0.0, total)
-        pending: dict = {}
-        ready: list = []  # formed but not yet submitted: the heaviest goes first (short tail)
-
-        def submit_heaviest() -> None:
-            job = max(ready, key=lambda j: j.weight)
-            ready.remove(job)
-            pending[ex.submit(job, store)] = (job.name, job.weight)
-
-        def collect() -> None:
-            for handle, result in ex.wait(pending):
-                name, weight = pending.pop(handle)
-                results[name] = result
-                tick(weight)
-
-        for job in jobs:
-            refs.append(JobRef(job.group, job.split, job.index, job.name))
-            rec = _done(job, store, finals, listing)
-            if rec is not None:
-                results[job.name] = rec
-                reused += 1
-                tick(job.weight)
-            elif ex.inline:
-                results[job.name] = execute(job, store)
-                tick(job.weight)
-            else:
-                ready.append(job)
-                while len(ready) + len(pending) > 2 * ex.slots:  # bounded: jobs hold records
-                    if len(pending) < ex.slots:
-                        submit_heaviest()
-                    else:
-                        collect()
-        while ready or pending:
-            while ready and len(pending) < ex.slots:
-                submit_heaviest()
-            collect()
+        lock.__enter__()
+    except BaseException:
+        if executor is not None:  # handed in, already started
+            executor.close()
+        raise
+    try:
+        ex = executor if executor is not None else LocalExecutor(workers)
+        try:
+            results, refs, finals, groups = _run_all(store, ex, jobs, progress, total, groups)
+        finally:
+            ex.close()
+        return results, refs, _finalize(store, refs, results, finals, groups)
     finally:
-        ex.close()
+        lock.__exit__(None, None, None)
+
+
+def _run_all(store, ex, jobs, progress, total, groups):
+    """run_jobs' work under the lock: remove what a killed run was writing, reuse finished
+    jobs, run the rest on ``ex``."""
+    from .executors import execute
+    from .storage import is_temp
+
+    results: dict[str, dict] = {}
+    refs: list[JobRef] = []
+    listing = store.files()
+    for rel in sorted(listing):  # what a killed run was writing
+        if is_temp(Path(rel).name):
+            store.remove(rel)
+            del listing[rel]
+    if groups is None:
+        jobs = list(jobs)
+        groups = {j.group for j in jobs}
+    groups = set(groups)
+    finals = _known_finals(store, groups, listing)
+    done, reused = 0.0, 0
+    total = float(total or 0.0)
+
+    def tick(weight: float) -> None:
+        nonlocal done
+        done += weight
+        if progress:
+            progress(done, max(total, done))
+
+    if progress:
+        progress(0.0, total)
+    pending: dict = {}
+    ready: list = []  # formed but not yet submitted: the heaviest goes first (short tail)
+
+    def submit_heaviest() -> None:
+        job = max(ready, key=lambda j: j.weight)
+        ready.remove(job)
+        pending[ex.submit(job, store)] = (job.name, job.weight)
+
+    def collect() -> None:
+        for handle, result in ex.wait(pending):
+            name, weight = pending.pop(handle)
+            results[name] = result
+            tick(weight)
+
+    for job in jobs:
+        refs.append(JobRef(job.group, job.split, job.index, job.name))
+        rec = _done(job, store, finals, listing)
+        if rec is not None:
+            results[job.name] = rec
+            reused += 1
+            tick(job.weight)
+        elif ex.inline:
+            results[job.name] = execute(job, store)
+            tick(job.weight)
+        else:
+            ready.append(job)
+            while len(ready) + len(pending) > 2 * ex.slots:  # bounded: jobs hold records
+                if len(pending) < ex.slots:
+                    submit_heaviest()
+                else:
+                    collect()
+    while ready or pending:
+        while ready and len(pending) < ex.slots:
+            submit_heaviest()
+        collect()
     log.info("%d jobs: %d reused, %d to build", len(refs), reused, len(refs) - reused)
-    return results, refs, _finalize(store, refs, results, finals, groups)
+    return results, refs, finals, groups
 
 
 def _finalize(store, jobs, results, finals, groups) -> dict[str, list[dict]]:

@@ -28,8 +28,13 @@ class LeakageGuard:
         self.register(utt.source, utt.split, utt.key, utt.normalized, utt.speaker)
 
     def register_shards(self, folder: Path) -> int:
-        """Register every sample of the tar shards under ``folder`` (an ``--eval`` set)."""
+        """Register every sample of the tar shards under ``folder`` (an ``--eval`` set).
+
+        The sentence is normalized again from the sample's ``text`` with this sweaug's
+        normalizer: shards built by another normalizer version store a ``text_normalized``
+        that the training records' would not match."""
         from .shards import iter_samples
+        from .text import normalized_text
 
         shards = sorted(Path(folder).rglob("*.tar"))
         if not shards:
@@ -38,9 +43,15 @@ class LeakageGuard:
         n = 0
         for shard in shards:
             for key, files in iter_samples(shard, only=("json",)):
-                meta = json.loads(files["json"])
-                self.register(meta["source"], meta["split"], key, meta["text_normalized"],
-                              meta.get("speaker", ""))
+                try:
+                    meta = json.loads(files["json"])
+                    normalized = normalized_text(meta["text"], meta.get("language") or "sv")
+                    source, split = meta["source"], meta["split"]
+                except (AttributeError, KeyError, TypeError, ValueError) as e:
+                    from .records import SourceError
+                    raise SourceError(f"--eval {shard}: sample {key!r} has no readable sweaug "
+                                      f"JSON ({type(e).__name__}: {e})") from None
+                self.register(source, split, key, normalized, meta.get("speaker", ""))
                 n += 1
         return n
 

@@ -89,7 +89,10 @@ def partition_stream(records: Iterable[Utterance], settings: Settings) -> Iterat
 
 
 def sample_meta(u: Utterance, clip) -> dict:
-    """The JSON stored next to each clip: the same keys and types in every sample."""
+    """The JSON stored next to each clip: the same keys and types in every sample, of every
+    source (``extras``, the source's own fields, is one JSON string: see ``extras_json``)."""
+    from .shards import extras_json
+
     return {
         "key": u.key, "source": u.source, "source_id": u.source_id, "split": u.split,
         "language": u.language, "text": u.target, "text_raw": u.text,
@@ -97,30 +100,34 @@ def sample_meta(u: Utterance, clip) -> dict:
         "duration": round(clip.duration, 4), "num_samples": clip.num_samples,
         "sample_rate": 16000, "source_sample_rate": clip.source_sample_rate,
         "source_channels": clip.source_channels, "rms_dbfs": float(clip.rms_dbfs),
-        "clip_fraction": float(clip.clip_fraction), "extras": dict(u.extras),
+        "clip_fraction": float(clip.clip_fraction), "extras": extras_json(u.extras),
     }
 
 
 def _audio_bytes(part: Partition) -> Iterator[tuple[Utterance, bytes | str | None, str]]:
     """``(record, bytes or file path, error)`` in output order: arrival order for loose files
-    (decoded from their path), archive order for archive members."""
+    (decoded from their path), archive order for archive members. Without data, ``error`` is
+    ``"<drop reason>: <detail>"``. An archive is read in one pass that checks it whole: a
+    damaged one raises SourceError (and the partition keeps nothing, see run_partition)."""
     if part.archive is None:
         for u in part.records:
             if os.path.isfile(u.audio.path):
                 yield u, u.audio.path, ""
             else:
-                yield u, None, f"{u.audio.path} is not a file"
+                yield u, None, f"missing_audio: {u.audio.path} is not a file"
         return
+    from .audio import max_member_bytes
     from .sources._common import iter_archive
 
     by_member = {u.audio.member: u for u in part.records}
     done = set()
-    for member, data in iter_archive(Path(part.archive), set(by_member)):
+    bound = max_member_bytes(part.settings.filters.get("max_duration", 30.0))
+    for member, data, err in iter_archive(Path(part.archive), set(by_member), bound):
         if member not in done:
             done.add(member)
-            yield by_member[member], data, ""
+            yield by_member[member], data, err and f"oversized_member: {err}"
     for member in sorted(set(by_member) - done):
-        yield by_member[member], None, f"{member} not found in {part.archive}"
+        yield by_member[member], None, f"missing_audio: {member} not found in {part.archive}"
 
 
 def run_partition(part: Partition, state_dir: Path) -> dict:
@@ -146,8 +153,9 @@ def run_partition(part: Partition, state_dir: Path) -> dict:
     try:
         for u, data, err in _audio_bytes(part):
             item = u.source_id
-            if data is None:
-                drops.append(Drop(u.source, u.split, item, "missing_audio", err))
+            if data is None:  # not there, or an archive member over the size bound
+                reason, _, detail = err.partition(": ")
+                drops.append(Drop(u.source, u.split, item, reason, detail))
                 continue
             try:
                 clip = audio.process(data, expected_seconds=u.duration)

@@ -49,6 +49,13 @@ FORCED_LINE = ("Evaluation forces the language and the task: every `generate` ca
                "reproduced here.")
 
 
+NORMALIZED_LINE = ("*Normalized WER* compares reference and hypothesis after the same "
+                   "normalization, `sweaug.text.normalized_text` (the samples' `text_normalized`): "
+                   "lowercase, numbers as Swedish words (\"3\" and \"tre\" match), no "
+                   "punctuation or bracketed text, å/ä/ö kept. *undefined*: errors on no "
+                   "reference words.")
+
+
 def _is_baseline(row: dict) -> bool:
     return bool(row.get("baseline")) or row.get("mix") == BASELINE_NAME
 
@@ -181,12 +188,21 @@ def _csv_bytes(records: list[dict]) -> bytes:
 # ---------------------------------------------------------------- markdown
 
 
+UNDEFINED = "undefined"  # a WER over no reference words with errors (NaN in results.json)
+
+
+def _undefined(x) -> bool:
+    return isinstance(x, float) and not math.isfinite(x)
+
+
 def _pct(x) -> str:
-    return f"{100 * x:.1f}" if _finite(x) else ("inf" if x == math.inf else "—")
+    return f"{100 * x:.1f}" if _finite(x) else (UNDEFINED if _undefined(x) else "—")
 
 
 def _ci(lo, hi) -> str:
-    return f"[{_pct(lo)}, {_pct(hi)}]" if _finite(lo) and _finite(hi) else "—"
+    if _finite(lo) and _finite(hi):
+        return f"[{_pct(lo)}, {_pct(hi)}]"
+    return UNDEFINED if _undefined(lo) or _undefined(hi) else "—"
 
 
 def _md_escape(s: str) -> str:
@@ -210,9 +226,7 @@ def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: s
                   + ", ".join(f"`{_md_escape(m)}`" for m in missing) + " (see the notes).", ""]
     lines += [FORCED_LINE.format(language=language, task=task), ""]
     lines += [f"WER in percent; {level} confidence intervals from {resamples} bootstrap "
-              f"resamples of the evaluated utterances. *Normalized WER* applies Whisper's "
-              f"BasicTextNormalizer (lowercase, no punctuation or bracketed text, å/ä/ö kept) to "
-              f"reference and hypothesis. "
+              f"resamples of the evaluated utterances. {NORMALIZED_LINE} "
               + (f"Δ WER is the paired bootstrap difference against `{reference}` (negative = "
                  f"fewer errors); *better*/*worse* when its {level} interval excludes 0."
                  if reference else "No reference model: no paired differences."), ""]
@@ -253,6 +267,8 @@ def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: s
                     cells.append("reference")
                 elif r[f"{prefix}diff"] == "":
                     cells.append("—")
+                elif _undefined(r[f"{prefix}diff"]):
+                    cells.append(UNDEFINED + sub)
                 else:
                     d = r[f"{prefix}diff"]
                     cells.append(f"{'+' if d > 0 else ''}{100 * d:.1f} "

@@ -15,7 +15,10 @@ import tempfile
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
+from zlib import error as zlib_error
+
+from .records import SourceError
 
 SHARD_SAMPLES = 1000  # ~100 MB of 5 s clips; also the partition size for loose files
 SHARD_BYTES = 512 * 1024 * 1024
@@ -29,8 +32,21 @@ class ShardInfo:
     bytes: int
 
 
+def extras_json(extras: Mapping[str, str]) -> str:
+    """A sample's ``extras`` (the source's own fields) as one JSON string, sorted keys, UTF-8.
+
+    One string column, not a struct: each source has its own extras keys, and a loader that
+    reads shards of several sources at once (``load_dataset("webdataset", ...)`` keeps the
+    schema of the first samples it sees) would silently drop the keys of all but the first."""
+    return json.dumps(dict(extras), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
 def sample_json(meta: dict) -> bytes:
-    """The canonical JSON bytes of a sample's metadata (sorted keys, UTF-8)."""
+    """The canonical JSON bytes of a sample's metadata (sorted keys, UTF-8). An ``extras``
+    mapping (a corpus built before extras were a string, read back and written again, e.g. by
+    ``sweaug augment``) is written as :func:`extras_json`."""
+    if isinstance(meta.get("extras"), Mapping):
+        meta = {**meta, "extras": extras_json(meta["extras"])}
     return json.dumps(meta, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -146,19 +162,65 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+class ShardReadError(SourceError, tarfile.ReadError):
+    """A shard that cannot be read (truncated, not a tar, a sample without a member it needs).
+    The message names the shard and the member; the CLI prints it without a traceback. Also a
+    ``tarfile.ReadError``, for callers that catch that.
+
+    torch re-raises an exception from a DataLoader worker as ``type(e)(<the worker's traceback
+    text>)``: such a message is cut back to the original one, with where it happened."""
+
+    def __init__(self, msg: str = ""):
+        msg = str(msg)
+        if msg.startswith("Caught ") and "Original Traceback" in msg:
+            where = msg.split("\n", 1)[0][len("Caught "):].rstrip(".")
+            last = [line for line in msg.splitlines() if line.strip()][-1]
+            original = last.split(f"{type(self).__name__}: ", 1)[-1]
+            msg = f"{original} ({where.replace(type(self).__name__ + ' ', '', 1)})"
+        super().__init__(msg)
+
+
+def read_error(path, where: str, e: BaseException) -> ShardReadError:
+    """The :class:`ShardReadError` of a tar that failed (``e``) ``where`` (e.g. "reading member
+    'k.flac'", "after member 'k.json'")."""
+    detail = " ".join(str(e).split()) or "no detail"
+    return ShardReadError(f"{path}: unreadable shard ({type(e).__name__}: {detail}; {where}): "
+                          f"truncated or corrupt, rebuild it")
+
+
+def check_end(tar: tarfile.TarFile, path, where: str) -> None:
+    """After iterating ``tar`` (opened from ``path``): refuse one that stopped without an
+    end-of-archive block — cut inside or right before a member header, which ``tarfile`` takes
+    for the end and so would silently yield fewer samples."""
+    size = os.path.getsize(path)
+    if size - tar.offset < tarfile.BLOCKSIZE:
+        raise ShardReadError(f"{path}: truncated shard (it ends {where} without the "
+                             f"end-of-archive block, {size} bytes): rebuild it")
+
+
 def iter_samples(path: Path, only: tuple[str, ...] | None = None
                  ) -> Iterator[tuple[str, dict[str, bytes]]]:
     """Yield ``(key, {extension: bytes})`` from one shard, in order; with ``only`` (e.g.
-    ``("json",)``) just those members are read, the others' bytes are skipped."""
-    current, files = None, {}
-    with tarfile.open(path, "r") as tar:
-        for m in tar:
-            key, _, ext = m.name.partition(".")
-            if current is not None and key != current:
-                yield current, files
-                files = {}
-            current = key
-            if only is None or ext in only:
-                files[ext] = tar.extractfile(m).read()
+    ``("json",)``) just those members are read, the others' bytes are skipped. A truncated or
+    corrupt tar (:func:`check_end` too) raises :class:`ShardReadError` naming the shard and
+    the member."""
+    current, files, where = None, {}, "at its first member"
+    try:
+        with tarfile.open(path, "r") as tar:
+            for m in tar:
+                key, _, ext = m.name.partition(".")
+                if current is not None and key != current:
+                    yield current, files
+                    files = {}
+                current = key
+                if only is None or ext in only:
+                    where = f"reading member {m.name!r}"
+                    files[ext] = tar.extractfile(m).read()
+                where = f"after member {m.name!r}"
+            check_end(tar, path, where)
+    except (tarfile.TarError, EOFError, zlib_error) as e:
+        if isinstance(e, ShardReadError):
+            raise
+        raise read_error(path, where, e) from None
     if current is not None:
         yield current, files

@@ -29,10 +29,26 @@ configuration (``FSSPEC_S3_ENDPOINT_URL=...``-style environment variables, ``~/.
 Inputs given as URLs (``s3://``, ``gs://``, ``hf://``, ``file://``...) are read, not written:
 ``fetch_input`` copies them once into the cache (``hf://`` is an input only: a corpus goes to
 the Hub with ``sweaug publish``).
+
+One run at a time writes an output (:class:`OutputLock`, taken by ``build``, ``augment`` and
+``jobs.run_jobs``): a second run into the same output stops with an error naming the first
+(pid, host, command, start time) instead of deleting its temporary files. A local folder (and a
+``file://`` URL) is locked with an OS lock (``flock`` through the ``filelock`` package), which
+the OS releases when the process dies however it dies: a lock left by a dead run is taken over
+(with a warning naming it); on a shared file system it holds across machines where the file
+system supports ``flock`` (NFSv4, Lustre, CephFS; not every FUSE mount). Any other fsspec URL
+gets a best-effort lock: an object ``.sweaug/lock.json`` naming its holder, checked and
+written at the start (two runs started within the same moment can both proceed: object stores
+have no atomic create-if-absent through fsspec) and removed at the end; one left by a killed run
+is taken over when its pid is dead on this host, else the error says to delete it.
+
+Outputs never overlap inputs (:func:`refuse_overlap`): writing into, over or around an input
+folder would overwrite or delete it.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from pathlib import Path, PurePosixPath
@@ -41,6 +57,9 @@ from .records import ConfigError, SourceError
 
 OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+LOCK = ".sweaug/lock"  # the OS lock of a local output
+LOCK_INFO = ".sweaug/lock.json"  # who holds it (host, pid, command, start time)
+log = logging.getLogger("sweaug.storage")
 
 
 class StorageError(SourceError):
@@ -332,3 +351,177 @@ def fetch_input(location, cache_dir: Path) -> Path | None:
     tmp.rmdir()
     marker.write_text(json.dumps({"url": url, "fingerprint": fingerprint}))
     return dest
+
+
+def _local_path(store) -> Path | None:
+    """The local folder behind a store: a plain path, or a ``file://`` URL."""
+    if store.local is not None:
+        return store.local
+    return Path(store.root) if store.protocol in ("file", "local") else None
+
+
+def refuse_overlap(out, inputs) -> None:
+    """Raise ConfigError when the output ``out`` is, contains or is inside one of ``inputs``
+    (``[(what, path), ...]``, e.g. ``("--cv-dir", "data/cv")``; None and non-file URLs are
+    skipped). Paths are compared resolved: relative to the cwd, ``..`` and symlinks followed."""
+    def resolved(p) -> Path | None:
+        if p is None:
+            return None
+        if not is_url(p):
+            return Path(p).expanduser().resolve()
+        return Path(str(p)[len("file://"):]).resolve() if str(p).startswith("file://") else None
+
+    o = resolved(out)
+    if o is None:
+        return
+    for what, path in inputs:
+        i = resolved(path)
+        if i is None:
+            continue
+        how = ("is" if o == i else "is inside" if o.is_relative_to(i)
+               else "contains" if i.is_relative_to(o) else None)
+        if how:
+            shown = (f" (resolved: --out {o}, input {i})"
+                     if (str(out), str(path)) != (str(o), str(i)) else "")
+            raise ConfigError(f"--out {out} {how} the input {what} {path}{shown}: writing there "
+                              "would overwrite or delete the input; choose an output folder "
+                              "outside it")
+
+
+class OutputBusy(StorageError):
+    """Another run is writing the same output."""
+
+
+_held: dict[str, list] = {}  # lock key -> [depth, release]: a process re-entering its own lock
+
+
+def _command_line() -> str:
+    import shlex
+    import sys
+
+    argv = list(sys.argv) or ["?"]
+    if Path(argv[0]).name in ("sweaug", "cli.py", "__main__.py", "-c"):
+        argv[0] = "sweaug"
+    text = shlex.join(argv)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _read_info(data: bytes | None) -> dict | None:
+    try:
+        info = json.loads(data) if data else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, TypeError, OSError):
+        return True  # someone else's process, or a pid we cannot judge: assume alive
+    return True
+
+
+def _holder(info: dict | None) -> str:
+    if not info:
+        return "another sweaug run (it has not recorded who it is yet)"
+    return (f"another sweaug run (pid {info.get('pid', '?')} on host {info.get('host', '?')}, "
+            f"started {info.get('started', '?')}: {info.get('command', '?')})")
+
+
+class OutputLock:
+    """The exclusive right to write an output while a build or an augmentation runs (see the
+    module docstring for what it guarantees where). Re-entrant within one process (``sweaug
+    build`` takes it, then ``run_jobs`` again). Raises OutputBusy (exit 2 in the CLI) when
+    another live run holds it."""
+
+    def __init__(self, out, storage_options: dict | None = None, command: str | None = None):
+        import socket
+
+        self.store = open_store(out, storage_options)
+        self.local = _local_path(self.store)
+        self.key = str(self.local.resolve()) if self.local is not None else self.store.url
+        self.info = {"host": socket.gethostname(), "pid": os.getpid(),
+                     "command": command or _command_line()}
+
+    def __enter__(self) -> "OutputLock":
+        held = _held.get(self.key)
+        if held:
+            held[0] += 1
+            return self
+        from datetime import datetime
+
+        self.info["started"] = datetime.now().astimezone().isoformat(timespec="seconds")
+        release = self._lock_local() if self.local is not None else self._lock_store()
+        _held[self.key] = [1, release]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        held = _held[self.key]
+        held[0] -= 1
+        if held[0] == 0:
+            del _held[self.key]
+            held[1]()
+
+    def _took_over(self, prev: dict) -> None:
+        log.warning("%s: taking over the lock of a sweaug run that is gone (pid %s on host %s, "
+                    "started %s: %s); its unfinished work is resumed or removed", self.store.url,
+                    prev.get("pid", "?"), prev.get("host", "?"), prev.get("started", "?"),
+                    prev.get("command", "?"))
+
+    def _lock_local(self):
+        from filelock import FileLock, Timeout
+
+        from .shards import atomic_write_bytes
+
+        info_path = self.local / LOCK_INFO
+        try:
+            info_path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(self.local / LOCK), timeout=0)
+            lock.acquire()
+        except Timeout:
+            raise OutputBusy(f"{_holder(_read_info(_read(info_path)))} is writing to "
+                             f"{self.store.url}: wait for it to finish, or choose another "
+                             "--out") from None
+        except OSError as e:
+            raise StorageError(f"cannot lock the output folder {self.local}: "
+                               f"{e.strerror or e}") from None
+        prev = _read_info(_read(info_path))
+        if prev:  # the OS released its lock: that process is gone
+            self._took_over(prev)
+        atomic_write_bytes(info_path, json.dumps(self.info).encode())
+
+        def release() -> None:
+            info_path.unlink(missing_ok=True)
+            lock.release()
+        return release
+
+    def _lock_store(self):
+        import socket
+
+        store = self.store
+        prev = _read_info(store.read_bytes(LOCK_INFO))
+        if prev:
+            if prev.get("host") == socket.gethostname() and not _alive(prev.get("pid")):
+                self._took_over(prev)
+            else:
+                raise OutputBusy(f"{_holder(prev)} is writing to {store.url}: wait for it to "
+                                 "finish, or choose another --out. If that run is no longer "
+                                 f"running (killed on another machine), delete "
+                                 f"{store.full(LOCK_INFO)}")
+        mine = json.dumps(self.info).encode()
+        store.write_bytes(LOCK_INFO, mine)
+
+        def release() -> None:
+            if store.read_bytes(LOCK_INFO) == mine:
+                store.remove(LOCK_INFO)
+        return release
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None

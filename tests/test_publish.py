@@ -120,7 +120,7 @@ def test_dry_run_stages_a_repo_that_datasets_loads(corpus, env, tmp_path):
     assert all(i["features"] for i in meta["dataset_info"])
     assert meta["license"] == "cc-by-4.0" and meta["language"] == ["sv"]
     body = (stage / "README.md").read_text()
-    for needle in ("Normalizer version `sv-1`", 'load_dataset("me/x", "fleurs"', "streaming=True",
+    for needle in ("Normalizer version `sv-2`", 'load_dataset("me/x", "fleurs"', "streaming=True",
                    "@article{fleurs2022arxiv", "rekathati2023rixvox", "| fleurs | train | 4 |",
                    "Mozilla Data Collective"):
         assert needle in body, needle

@@ -138,7 +138,7 @@ def test_space_before_punctuation(raw, expected):
     ("{brus} jaha", "jaha"),
     ("ett [två] tre", "ett tre"),
     ("hej [noise] , du", "hej, du"),
-    ("<a<b>c> kvar", "kvar"),
+    ("<a<b>c> kvar", "<a c> kvar"),  # the tag <b> goes; "<a c>" is no tag (a space inside)
 ])
 def test_annotations_removed(raw, expected):
     assert target_text(raw) == expected

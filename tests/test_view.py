@@ -236,7 +236,7 @@ def test_augmented_page_shows_each_copy_with_what_was_applied(corpus, tmp_path, 
 
 
 def test_run_page_table_worst_utterances_and_audio(run, corpus, tmp_path, env):
-    from sweaug.train.evaluate import basic_normalize
+    from sweaug.train.evaluate import wer_normalize
     from sweaug.view.run import word_diff
 
     out = tmp_path / "run.html"
@@ -264,7 +264,7 @@ def test_run_page_table_worst_utterances_and_audio(run, corpus, tmp_path, env):
             assert max(rates) == max(a / b for a, b in by_key.values())
             # the diff's alignment is the one the normalized WER was counted from
             for ref, hyp, n in zip(e["refs"], e["hyps"], e["nerrors"]):
-                assert word_diff(basic_normalize(ref), basic_normalize(hyp))[1] == n
+                assert word_diff(wer_normalize(ref), wer_normalize(hyp))[1] == n
             n_audio += len(utts)
     assert root.find("img", klass="plot")
     check_in_browser(out, tmp_path / "run.png", n_audio)

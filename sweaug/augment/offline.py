@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..records import ConfigError, SourceError
-from .recipe import Recipe
+from .recipe import PATH_PARAMS, Recipe
 
 log = logging.getLogger("sweaug.augment")
 
@@ -106,6 +106,20 @@ def _run(job: AugmentJob, state: Path) -> dict:
     return result
 
 
+def _read_manifest(mpath: Path) -> dict:
+    try:
+        m = json.loads(mpath.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise SourceError(f"{mpath}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno}): a "
+                          "truncated or edited manifest; rebuild it (`sweaug build` or "
+                          "`sweaug augment` with the same arguments resumes)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SourceError(f"cannot read {mpath}: {getattr(e, 'strerror', None) or e}") from None
+    if not isinstance(m, dict):
+        raise SourceError(f"{mpath}: not a sweaug manifest (a JSON {type(m).__name__})")
+    return m
+
+
 def find_input(folder: Path) -> tuple[dict, Path, str, dict]:
     """(manifest, manifest path, source name, splits) of a shard folder: a build's source
     folder (``corpus/cv``, manifest one level up) or an augmented folder (its own manifest)."""
@@ -113,8 +127,10 @@ def find_input(folder: Path) -> tuple[dict, Path, str, dict]:
     for mpath, name in ((folder / "manifest.json", None), (folder.parent / "manifest.json",
                                                            folder.name)):
         if mpath.exists():
-            m = json.loads(mpath.read_text(encoding="utf-8"))
+            m = _read_manifest(mpath)
             sources = m.get("sources", {})
+            if not isinstance(sources, dict):
+                raise SourceError(f"{mpath}: `sources` is not a mapping: not a sweaug manifest")
             name = name or next(iter(sources), None)
             if name in sources:
                 return m, mpath, name, sources[name]["splits"]
@@ -127,16 +143,24 @@ def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Pa
                    shard_samples: int = 2000, shard_bytes: int = 512 << 20,
                    cache_dir: Path | None = None,
                    progress: Callable[[float, float], None] | None = None) -> dict:
+    """Write ``copies`` augmented copies of every sample of ``folder`` (a build's source folder
+    or an augmented folder) into ``out``, with its own manifest. ``out`` may not be, contain or
+    be inside ``folder``; one run at a time writes it (storage.OutputLock)."""
+    if copies < 1:
+        raise ConfigError("--copies must be at least 1")
+    if shard_samples < 1 or shard_bytes < 4096:
+        raise ConfigError(f"a shard must hold at least one sample and 4 KiB (got "
+                          f"shard_samples={shard_samples}, shard_bytes={shard_bytes})")
     import os
 
     from .. import __version__
     from ..jobs import run_jobs
     from ..shards import atomic_write_bytes, sha256_file
+    from ..storage import OutputLock, refuse_overlap
 
-    if copies < 1:
-        raise ConfigError("--copies must be at least 1")
     folder, out = Path(folder), Path(out)
     manifest, mpath, source, in_splits = find_input(folder)
+    refuse_overlap(out, [("folder", folder), ("manifest", mpath)])
     chosen = tuple(splits) if splits else tuple(sorted(in_splits))
     missing = [s for s in chosen if s not in in_splits]
     if missing:
@@ -158,44 +182,46 @@ def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Pa
             jobs.append(AugmentJob(str(shard), s["sha256"], s["samples"], split, i, recipe,
                                    int(seed), copies, shard_samples, shard_bytes, cache,
                                    __version__))
-    results, _, index = run_jobs(out, jobs, workers, progress, total=sum(j.weight for j in jobs),
-                                 groups={""})
-    drops, out_splits = [], {}
-    for split in chosen:
-        rs = [results[j.name] for j in jobs if j.split == split]
-        counts: dict[str, int] = {}
-        for r in rs:
-            for d in r["drops"]:
-                counts[d["reason"]] = counts.get(d["reason"], 0) + 1
-                drops.append(d)
-        out_splits[split] = {
-            "samples": sum(r["samples"] for r in rs),
-            "hours": round(sum(r["seconds"] for r in rs) / 3600, 4),
-            "speakers": in_splits[split].get("speakers", 0),
-            "augmented": sum(r["augmented"] for r in rs),
-            "unchanged": sum(r["unchanged"] for r in rs),
-            "drops": dict(sorted(counts.items())), "shards": index.get(split, []),
+    with OutputLock(out):  # one run at a time, until its manifest is written
+        results, _, index = run_jobs(out, jobs, workers, progress,
+                                     total=sum(j.weight for j in jobs), groups={""})
+        drops, out_splits = [], {}
+        for split in chosen:
+            rs = [results[j.name] for j in jobs if j.split == split]
+            counts: dict[str, int] = {}
+            for r in rs:
+                for d in r["drops"]:
+                    counts[d["reason"]] = counts.get(d["reason"], 0) + 1
+                    drops.append(d)
+            out_splits[split] = {
+                "samples": sum(r["samples"] for r in rs),
+                "hours": round(sum(r["seconds"] for r in rs) / 3600, 4),
+                "speakers": in_splits[split].get("speakers", 0),
+                "augmented": sum(r["augmented"] for r in rs),
+                "unchanged": sum(r["unchanged"] for r in rs),
+                "drops": dict(sorted(counts.items())), "shards": index.get(split, []),
+            }
+        src = manifest["sources"][source]
+        result = {
+            "format": "sweaug-augmented/1", "sweaug_version": __version__,
+            "normalizer_version": manifest.get("normalizer_version", ""),
+            "input": {"folder": os.path.relpath(folder, out), "source": source,
+                      "manifest": os.path.relpath(mpath, out),
+                      "manifest_sha256": sha256_file(mpath)},
+            "augment": {"recipe": recipe.name, "recipe_file": recipe.path,
+                        "recipe_sha256": recipe.sha256, "seed": int(seed), "copies": copies,
+                        "transforms": [{"name": s.name, "line": s.line,
+                                        "parameters": {k: (Path(v).name if k in PATH_PARAMS
+                                                           else v) for k, v in s.params.items()}}
+                                       for s in recipe.steps]},
+            "sources": {out.name: {"release": f"{source} {src.get('release', '')}, augmented with "
+                                              f"{recipe.name} (seed {seed}, {copies} copies)",
+                                   "language": src.get("language", ""),
+                                   "license": src.get("license", ""),
+                                   "citation": src.get("citation", ""), "splits": out_splits}},
+            "drops": sorted(drops, key=lambda d: (d["split"], d["item"])),
+            "leakage": {"file": "", "count": 0},
         }
-    src = manifest["sources"][source]
-    result = {
-        "format": "sweaug-augmented/1", "sweaug_version": __version__,
-        "normalizer_version": manifest.get("normalizer_version", ""),
-        "input": {"folder": os.path.relpath(folder, out), "source": source,
-                  "manifest": os.path.relpath(mpath, out), "manifest_sha256": sha256_file(mpath)},
-        "augment": {"recipe": recipe.name, "recipe_file": recipe.path,
-                    "recipe_sha256": recipe.sha256, "seed": int(seed), "copies": copies,
-                    "transforms": [{"name": s.name, "line": s.line,
-                                    "parameters": {k: (Path(v).name if k in ("sounds_path", "ir_path")
-                                                       else v) for k, v in s.params.items()}}
-                                   for s in recipe.steps]},
-        "sources": {out.name: {"release": f"{source} {src.get('release', '')}, augmented with "
-                                          f"{recipe.name} (seed {seed}, {copies} copies)",
-                               "language": src.get("language", ""),
-                               "license": src.get("license", ""),
-                               "citation": src.get("citation", ""), "splits": out_splits}},
-        "drops": sorted(drops, key=lambda d: (d["split"], d["item"])),
-        "leakage": {"file": "", "count": 0},
-    }
-    atomic_write_bytes(out / "manifest.json",
-                       json.dumps(result, ensure_ascii=False, indent=1, sort_keys=True).encode())
+        atomic_write_bytes(out / "manifest.json", json.dumps(
+            result, ensure_ascii=False, indent=1, sort_keys=True).encode())
     return result

@@ -8,11 +8,13 @@ transforms:
   - AddBackgroundNoise: {p: 0.5, sounds_path: ${noise_dir}, min_snr_db: 5, max_snr_db: 20}
 ```
 Every list item is one audiomentations transform with its keyword arguments (``p`` included).
-``${noise_dir}`` / ``${rir_dir}`` are filled from the CLI (default: the bundled sample's noise
-and impulse responses), ``${sample}`` is the bundled sample folder; other relative paths are
-relative to the recipe file. Validation happens on load, before any audio is touched: an
-unknown transform, a parameter it does not take, an inverted or impossible range, a missing or
-empty noise/RIR folder — each a :class:`RecipeError` naming the recipe file and line.
+``${noise_dir}`` / ``${rir_dir}`` are filled from the CLI (``--noise-dir``/``--rir-dir``, relative
+to the current directory as flags are; default: the bundled sample's noise and impulse
+responses), ``${sample}`` is the bundled sample folder; paths written in the recipe are relative
+to the recipe file. Validation happens on load, before any audio is touched: YAML that is not
+plain data (a ``!!python/...`` tag), an unknown transform, a parameter it does not take, an
+inverted or impossible range, a missing or empty noise/RIR folder — each a :class:`RecipeError`
+naming the recipe file and line.
 """
 from __future__ import annotations
 
@@ -107,9 +109,20 @@ def load_recipe(path: str | Path, noise_dir: str | Path | None = None,
     except OSError as e:
         raise RecipeError(f"cannot read recipe {path}: {e.strerror or e}") from None
     try:
-        root = yaml.compose(raw.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise RecipeError(f"{path}: not valid YAML: {e}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    try:
+        root = yaml.compose(text)  # the nodes, for line numbers
+        data = yaml.safe_load(text)  # plain data only: an unknown tag stops here, at its line
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        what = " ".join(str(x) for x in (getattr(e, "context", None), getattr(e, "problem", None))
+                        if x) or str(e)
+        if isinstance(e, yaml.constructor.ConstructorError):
+            what += " (a recipe is plain YAML data: no !!python/... or other custom tags)"
+        raise RecipeError(f"{path}:{mark.line + 1 if mark else 1}: not valid YAML: {what}"
+                          ) from None
     if not isinstance(root, yaml.MappingNode):
         raise RecipeError(f"{path}:1: a recipe is a mapping with name and transforms")
     top = {k.value: v for k, v in root.value}
@@ -122,10 +135,13 @@ def load_recipe(path: str | Path, noise_dir: str | Path | None = None,
     if not isinstance(steps_node, yaml.SequenceNode) or not steps_node.value:
         line = (steps_node.start_mark.line + 1) if steps_node is not None else 1
         raise RecipeError(f"{path}:{line}: `transforms` must be a non-empty list")
-    variables = {"sample": SAMPLE_DIR, "noise_dir": Path(noise_dir or SAMPLE_DIR / "noise"),
-                 "rir_dir": Path(rir_dir or SAMPLE_DIR / "rir")}
+    def flag(value, default: Path) -> Path:  # a flag is relative to the cwd, not to the recipe
+        return Path(value).expanduser().resolve() if value else default
+
+    variables = {"sample": SAMPLE_DIR, "noise_dir": flag(noise_dir, SAMPLE_DIR / "noise"),
+                 "rir_dir": flag(rir_dir, SAMPLE_DIR / "rir")}
     steps = []
-    for item in steps_node.value:
+    for i, item in enumerate(steps_node.value):
         line = item.start_mark.line + 1
         where = f"{path}:{line}"
         if not isinstance(item, yaml.MappingNode) or len(item.value) != 1:
@@ -136,7 +152,8 @@ def load_recipe(path: str | Path, noise_dir: str | Path | None = None,
         if cls is None:
             raise RecipeError(f"{where}: unknown or unsupported transform {name!r} "
                               f"(an audiomentations waveform transform, e.g. Gain, PitchShift)")
-        params = yaml.safe_load(yaml.serialize(params_node)) if params_node.value else {}
+        params = data["transforms"][i][name]
+        params = {} if params is None else params
         if not isinstance(params, dict):
             raise RecipeError(f"{where}: {name}: parameters must be a mapping")
         accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
@@ -153,7 +170,10 @@ def load_recipe(path: str | Path, noise_dir: str | Path | None = None,
         except Exception as e:
             raise RecipeError(f"{where}: {name}: {e}") from None
         steps.append(Step(name, params, line))
-    name = top["name"].value if "name" in top else path.stem
-    desc = top["description"].value if "description" in top else ""
+    for key in ("name", "description"):
+        if isinstance(data.get(key), (list, dict)):
+            raise RecipeError(f"{path}:{top[key].start_mark.line + 1}: `{key}` must be text")
+    name = str(data["name"]) if data.get("name") is not None else path.stem
+    desc = str(data["description"]) if data.get("description") is not None else ""
     return Recipe(name, str(path), hashlib.sha256(raw).hexdigest(), tuple(steps), desc,
                   {k: str(v) for k, v in variables.items()})

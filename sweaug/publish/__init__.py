@@ -48,8 +48,8 @@ from pathlib import Path
 from typing import Callable
 
 from .card import AUDIO_EXTS, card_metadata, configs_yaml, features_yaml, render_card
-from .planning import (CV_REASON, SPLIT_ORDER, Config, Plan, PublishError, Shard,
-                       default_config, plan)
+from .planning import (CV_REASON, SPLIT_ORDER, TOKEN, Config, Plan, PublishError, Shard,
+                       default_config, mask_tokens, plan)
 from .staging import STAGE_MARKER, _stage_files, default_stage_dir, stage, staged_listing
 from .upload import UPLOAD_IGNORE, _hub, _upload, check_remote, get_token
 from .verifying import verify
@@ -57,8 +57,8 @@ from .verifying import verify
 __all__ = ["AUDIO_EXTS", "CV_REASON", "SPLIT_ORDER", "STAGE_MARKER", "UPLOAD_IGNORE", "Config",
            "Plan", "PublishError", "PublishResult", "Shard", "card_metadata", "check_remote",
            "configs_yaml", "default_config", "default_stage_dir", "features_yaml",
-           "format_result", "get_token", "plan", "publish", "render_card", "stage",
-           "staged_listing", "verify"]
+           "format_result", "get_token", "mask_tokens", "plan", "publish", "render_card",
+           "stage", "staged_listing", "verify"]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
@@ -86,6 +86,10 @@ def publish(corpus: Path, repo_id: str, *, private: bool = False, dry_run: bool 
     """Stage ``corpus`` as the dataset repo ``repo_id`` and (unless ``dry_run``) upload it.
     ``api`` replaces ``huggingface_hub.HfApi(token=...)`` (tests)."""
     say = progress or (lambda m: None)
+    if TOKEN.search(repo_id or ""):  # a pasted token: any Hub call would log it in URLs
+        raise PublishError(f"--repo-id {mask_tokens(repo_id)!r} holds what looks like a Hugging "
+                           "Face token (hf_...): pass the token in HF_TOKEN or with `hf auth "
+                           "login`, never in --repo-id; and revoke that token if it was shared")
     if not _REPO_ID.match(repo_id or ""):
         raise PublishError(f"--repo-id {repo_id!r}: expected owner/name, e.g. "
                            f"someone/swedish-asr-mix")

@@ -105,7 +105,8 @@ _TEXT_DOC = """\
 * `text`: the training target: orthographic, case and punctuation kept, Unicode NFC,
   quotes/dashes/whitespace unified, bracketed annotations (`[skratt]`, `(applåder)`, ...) removed.
 * `text_normalized`: lowercase, no punctuation, numbers written out as Swedish words
-  (num2words), å/ä/ö kept; the form used for the leakage guard and normalized WER.
+  (num2words), å/ä/ö kept; the form used for the leakage guard and for normalized WER
+  (`sweaug ablate` puts the model's transcript through the same `sweaug.text.normalized_text`).
 * `text_raw`: the transcript exactly as the source gives it."""
 
 
@@ -134,8 +135,9 @@ def render_card(p: Plan, repo_id: str, default: str) -> str:
               'sample["json"]["text"], sample["flac"]  # transcript, decoded 16 kHz audio', "```",
               "", "A sample is `<key>.flac` + `<key>.json` (`__key__` is the key). The JSON has "
               "the same keys and types in every sample of a config: "
-              + ", ".join(f"`{k}`" for k in base_keys) + " (`extras`: the source's own fields, "
-              "as strings); augmented sets add `original_key` and `augment`.", ""]
+              + ", ".join(f"`{k}`" for k in base_keys) + " (`extras`: the source's own fields "
+              "as one JSON string, `json.loads(sample[\"json\"][\"extras\"])`, so that "
+              "configs load together); augmented sets add `original_key` and `augment`.", ""]
     lines += ["## Configs", "", "| config | origin | licence | release |", "|---|---|---|---|"]
     for c in p.configs:
         origin = (c.name if c.kind == "source"

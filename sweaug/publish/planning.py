@@ -18,6 +18,15 @@ SPLIT_ORDER = ("train", "validation", "test")
 _SPLIT = re.compile(r"^\w+(\.\w+)*$")  # what datasets accepts as a split name
 
 
+# a Hugging Face access token (hf_ and 34 letters/digits today): never printed by sweaug
+TOKEN = re.compile(r"hf_[A-Za-z0-9]{20,}")
+
+
+def mask_tokens(text: str) -> str:
+    """``text`` with every Hugging Face token in it shown as ``hf_***``."""
+    return TOKEN.sub("hf_***", text)
+
+
 class PublishError(Exception):
     """A problem the user can fix; the message says what and how."""
 

@@ -8,7 +8,16 @@ any parent of it). Quirks handled here:
 * Columns are found by header name; they differ by release (``accent`` -> ``accents``,
   ``variant`` since v13, ``sentence_id``/``sentence_domain`` since v17).
 * Clips are mp3 at 48 kHz (older releases: 44.1 kHz, a few stereo): the rate is never assumed.
-* ``clip_durations.tsv`` (when present) gives each clip's length, used to detect truncation.
+* ``clip_durations.tsv`` (when present) gives each clip's length, used to detect truncation;
+  releases 14-16 have ``times.txt`` instead (or besides): one line per clip, the clip's path
+  in backticks, `` = `` and its length in ms, e.g. (common-voice issue 4252)
+  "`cv-corpus-14.0-delta-2023-06-23/ug/clips/common_voice_ug_34452661.mp3` = 6192"; the
+  path's release part can name another release, so clips are matched by file name. It is
+  read when there is no ``clip_durations.tsv``.
+* ``gender``: male/female in both vocabularies; other, intersex, transgender, non-binary are
+  "other"; ``do_not_wish_to_say``, ``NA``, empty or anything unknown is "" (unknown).
+* A split file whose rows give no record at all (every clip missing), or a release the
+  catalog lists whose split file has no rows, is an error, not an empty split.
 * ``extra=("validated",)`` adds the clips of ``validated.tsv`` that are in none of
   train/dev/test (matched by ``path``) to the training split; they pass the leakage guard,
   which is where test sentences re-read by other speakers and test speakers' other clips are.
@@ -24,13 +33,15 @@ from typing import Iterator
 
 from ..records import AudioRef, Drop, SourceError, Utterance, make_key
 from . import Source
-from ._common import Row, extract_archive, read_tsv
+from ._common import Row, extract_archive, read_tsv, require_records
 
 LOCALES = {"sv": "sv-SE", "nn": "nn-NO", "nb": "nb-NO", "es": "es-ES", "pt": "pt", "zh": "zh-CN"}
 SPLIT_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
 _RELEASE = re.compile(r"cv-corpus-(\d+(?:\.\d+)?)-(\d{4}-\d{2}-\d{2})")
 _GENDERS = {"male": "male", "male_masculine": "male", "female": "female",
-            "female_feminine": "female", "": ""}
+            "female_feminine": "female", "other": "other", "intersex": "other",
+            "transgender": "other", "non-binary": "other", "non_binary": "other"}
+_TIMES_LINE = re.compile(r"^`([^`]+)`\s*=\s*(\d+)\s*$")  # times.txt: `<path>` = <ms>
 
 
 def locale_for(language: str) -> str:
@@ -38,7 +49,8 @@ def locale_for(language: str) -> str:
 
 
 def _gender(value: str) -> str:
-    return _GENDERS.get(value.strip().lower(), "other")
+    """Known gender values; ``do_not_wish_to_say``, ``NA`` and anything unknown are ''."""
+    return _GENDERS.get(value.strip().lower(), "")
 
 
 class CommonVoice(Source):
@@ -99,8 +111,8 @@ class CommonVoice(Source):
         self.download()
         return list(self._drops)
 
-    def count_check(self) -> dict:
-        """Rows read per split TSV vs the counts the catalog lists for this release."""
+    def _expected(self) -> dict:
+        """The catalog's rows per split for this release (sv-SE), or {}."""
         from ..catalog import load
 
         m = _RELEASE.search(str(self.download()))
@@ -110,6 +122,11 @@ class CommonVoice(Source):
                          if m and str(r["version"]) == m.group(1)), None)
         if expected is None or locale_for(self.opts.language) != "sv-SE":
             return {}
+        return expected
+
+    def count_check(self) -> dict:
+        """Rows read per split TSV vs the counts the catalog lists for this release."""
+        expected = self._expected()
         return {split: {"expected": expected[split], "read": n}
                 for split, n in self._rows_read.items() if split in expected}
 
@@ -118,12 +135,20 @@ class CommonVoice(Source):
         if self._durations is None:
             self._durations = {}
             f = self.download() / "clip_durations.tsv"
+            times = self.download() / "times.txt"
             if f.exists():
                 for row in read_tsv(f, self.name, "all"):
                     if isinstance(row, Row):
                         ms = row.fields.get("duration[ms]", "")
                         if ms.isdigit():
                             self._durations[row.fields.get("clip", "")] = int(ms) / 1000
+            elif times.exists():  # releases 14-16
+                with open(times, "rb") as fh:
+                    for raw in fh:
+                        m = _TIMES_LINE.match(raw.decode("utf-8", "replace").strip())
+                        if m:
+                            clip = m.group(1).rsplit("/", 1)[-1]
+                            self._durations[clip] = int(m.group(2)) / 1000
         return self._durations
 
     def _split_paths(self) -> set[str]:
@@ -137,7 +162,13 @@ class CommonVoice(Source):
     def records(self, split: str) -> Iterator[Utterance | Drop]:
         root = self.download()
         self._seen[split] = set()
-        yield from self._rows(root / SPLIT_FILES[split], split, origin=SPLIT_FILES[split])
+        tsv = root / SPLIT_FILES[split]
+        yield from require_records(self.name, split, str(tsv),
+                                   self._rows(tsv, split, origin=SPLIT_FILES[split]))
+        expected = self._expected().get(split)
+        if expected and not self._rows_read.get(split):
+            raise SourceError(f"cv: {tsv} has no data rows; this release lists {expected} "
+                              f"for {split}")
         if split == "train" and "validated" in self.opts.extra:
             skip = self._split_paths()
             yield from self._rows(root / "validated.tsv", "train", origin="validated.tsv",

@@ -15,7 +15,7 @@ from typing import Iterator
 
 from ..records import AudioRef, Drop, SourceError, Utterance, make_key
 from . import Source
-from ._common import hub_files, index_archive, read_tsv
+from ._common import hub_files, index_archive, read_tsv, require_records
 
 REPO_ID = "google/fleurs"
 # The pinned revision lives in manifests/fleurs.yaml; --fleurs-revision overrides it.
@@ -72,6 +72,10 @@ class Fleurs(Source):
         return list(self._unsafe)
 
     def records(self, split: str) -> Iterator[Utterance | Drop]:
+        """The split's records; a split file none of whose rows gives a record is an error."""
+        yield from require_records(self.name, split, f"{self._dir() / SPLIT_FILES[split]}.tsv", self._records(split))
+
+    def _records(self, split: str) -> Iterator[Utterance | Drop]:
         d = self._dir()
         name = SPLIT_FILES[split]
         tsv, archive = d / f"{name}.tsv", d / "audio" / f"{name}.tar.gz"

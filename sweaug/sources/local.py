@@ -1,13 +1,19 @@
 """A user's own data: a folder of audio files plus ``metadata.tsv`` / ``.csv`` / ``.jsonl``
 with ``path, text[, speaker][, split]`` (paths relative to the folder).
 
-Rows without a ``split`` column (or value) go to ``train``.
+Rows without a ``split`` column (or value) go to ``train``. ``split`` values are read
+case-insensitively: train/training -> train, validation/val/valid/dev -> validation, test ->
+test; any other value is an ``unknown_split`` drop (counted once, in the train pass). Paths are
+normalized relative to the folder before they key anything: ``./audio/a.wav`` and
+``audio/../audio/a.wav`` are ``audio/a.wav``; the first row naming a file (in file order, in
+any split) is kept, later rows naming the same file are ``duplicate_id`` drops.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -16,6 +22,8 @@ from . import Source
 from ._common import Row, read_tsv
 
 METADATA_NAMES = ("metadata.tsv", "metadata.csv", "metadata.jsonl")
+SPLIT_NAMES = {"": "train", "train": "train", "training": "train", "validation": "validation",
+               "val": "validation", "valid": "validation", "dev": "validation", "test": "test"}
 
 
 class LocalFolder(Source):
@@ -84,26 +92,36 @@ class LocalFolder(Source):
         root, meta = self._folder(), self._metadata_file()
         if not meta.exists():
             raise SourceError(f"local: missing metadata file {meta}")
-        seen: set[str] = set()
+        real_root = root.resolve()
+        seen: dict[Path, str] = {}  # resolved file -> where it was first named, all splits
         for row in self._rows(meta):
             if isinstance(row, Drop):
                 if split == "train":  # count file-level problems once
                     yield Drop(row.source, split, row.item, row.reason, row.detail)
                 continue
             f = row.fields
-            row_split = {"dev": "validation", "valid": "validation"}.get(
-                f.get("split", "").strip(), f.get("split", "").strip() or "train")
+            where = f"{meta.name}:{row.line}"
+            raw_split = f.get("split", "").strip()
+            row_split = SPLIT_NAMES.get(raw_split.lower())
+            if row_split is None:
+                if split == "train":  # every pass reads every row: count it once
+                    yield Drop(self.name, split, where, "unknown_split", repr(raw_split[:80]))
+                continue
+            raw = f["path"].strip()
+            audio = (root / raw).resolve()
+            if not raw or not audio.is_relative_to(real_root):
+                if row_split == split:
+                    yield Drop(self.name, split, where, "missing_fields", f"bad path {raw!r}")
+                continue
+            rel = os.path.normpath(raw).replace(os.sep, "/")
+            if audio in seen:  # the same file under another spelling or in another split
+                if row_split == split:
+                    yield Drop(self.name, split, where, "duplicate_id",
+                               f"{raw} (first named at {seen[audio]})")
+                continue
+            seen[audio] = where
             if row_split != split:
                 continue
-            rel, where = f["path"].strip(), f"{meta.name}:{row.line}"
-            audio = (root / rel).resolve()
-            if not rel or not audio.is_relative_to(root.resolve()):
-                yield Drop(self.name, split, where, "missing_fields", f"bad path {rel!r}")
-                continue
-            if rel in seen:
-                yield Drop(self.name, split, where, "duplicate_id", rel)
-                continue
-            seen.add(rel)
             if not audio.is_file():
                 yield Drop(self.name, split, where, "missing_audio", rel)
                 continue

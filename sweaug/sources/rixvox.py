@@ -19,7 +19,7 @@ from typing import Iterator
 
 from ..records import AudioRef, Drop, SourceError, Utterance, make_key
 from . import Source
-from ._common import hub_files, index_archive
+from ._common import hub_files, index_archive, require_records
 
 REPO_ID = "KBLab/rixvox"
 SPLIT_FILES = {"train": "train", "validation": "dev", "test": "test"}
@@ -101,6 +101,10 @@ class RixVox(Source):
         return {row["filename"]: row for row in table.to_pylist() if row.get("filename")}
 
     def records(self, split: str) -> Iterator[Utterance | Drop]:
+        """The split's records; a split file none of whose rows gives a record is an error."""
+        yield from require_records(self.name, split, f"data/{SPLIT_FILES[split]}_metadata.parquet and its archives", self._records(split))
+
+    def _records(self, split: str) -> Iterator[Utterance | Drop]:
         name = SPLIT_FILES[split]
         meta = self._metadata(name)
         archives = sorted((int(m.group(2)), f) for f in self._repo_files()

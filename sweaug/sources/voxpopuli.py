@@ -13,7 +13,7 @@ from typing import Iterator
 
 from ..records import AudioRef, Drop, SourceError, Utterance, make_key
 from . import Source
-from ._common import hub_files, index_archive, read_tsv
+from ._common import hub_files, index_archive, read_tsv, require_records
 
 REPO_ID = "facebook/voxpopuli"
 ASR_LANGUAGES = ("en", "de", "fr", "es", "pl", "it", "ro", "hu", "cs", "nl", "fi", "hr", "sk",
@@ -54,6 +54,10 @@ class VoxPopuli(Source):
         return list(self._unsafe)
 
     def records(self, split: str) -> Iterator[Utterance | Drop]:
+        """The split's records; a split file none of whose rows gives a record is an error."""
+        yield from require_records(self.name, split, str(self.download() / "data" / self.opts.language / f"asr_{SPLIT_FILES[split]}.tsv"), self._records(split))
+
+    def _records(self, split: str) -> Iterator[Utterance | Drop]:
         d = self.download() / "data" / self.opts.language
         name = SPLIT_FILES[split]
         tsv = d / f"asr_{name}.tsv"

@@ -9,13 +9,14 @@ worker prepares a sample, it gets the same draw, and no worker repeats another's
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset
+
+from .samples import check_members, sample_meta
 
 
 def decode_flac(data: bytes) -> np.ndarray:
@@ -56,7 +57,8 @@ class ShardStream(IterableDataset):
 
         for shard in self.my_shards():
             for key, files in iter_samples(Path(shard)):
-                meta = json.loads(files["json"])
+                check_members(shard, key, files)
+                meta = sample_meta(shard, key, files, (self.text_field,))
                 audio = decode_flac(files["flac"])
                 if self.augmenter is not None:
                     audio, _ = self.augmenter(audio, 16000, key, self.epoch)

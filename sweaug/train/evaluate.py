@@ -12,8 +12,18 @@ refuses a model whose generation config cannot honour them.
 WER definitions: errors = substitutions + deletions + insertions of a word-level Levenshtein
 alignment (jiwer); corpus WER = sum(errors) / sum(reference words) over utterances (not a mean
 of per-utterance WERs). *Orthographic* WER compares the texts as stored (case, punctuation);
-*normalized* WER applies :func:`basic_normalize` (Whisper's ``BasicTextNormalizer``: lowercase,
-no bracketed/parenthesized text, punctuation and symbols to spaces, å/ä/ö kept) to both sides.
+*normalized* WER applies :func:`wer_normalize` — :func:`sweaug.text.normalized_text`, the
+function that writes every sample's ``text_normalized`` — to reference and hypothesis alike:
+lowercase, numbers as words (num2words: "3" and "tre" are the same word), punctuation and
+symbols to spaces, ``[...]``/``<...>`` and annotation-only ``(...)`` removed, å/ä/ö kept. So the
+reference side is exactly the sample's ``text_normalized``, and a hypothesis that writes a
+number in digits is not counted wrong. (Whisper's ``BasicTextNormalizer``, which left digits as
+digits, is :func:`basic_normalize`; it is no longer used for WER.) An evaluation records
+``normalizer`` (:data:`NORMALIZER`), so figures from another normalizer can be told apart
+(:func:`normalized_scores` recomputes them from the stored transcripts).
+
+A WER over no reference words with errors is *undefined*: NaN, never ``inf``
+(:func:`corpus_wer`, :func:`bootstrap_ci`, :func:`paired_bootstrap_diff`).
 
 torch and transformers are imported inside the functions: importing this module stays cheap.
 """
@@ -88,6 +98,26 @@ def basic_normalize(text: str) -> str:
     return re.sub(r"\s+", " ", s).strip()
 
 
+def _normalizer_id() -> str:
+    from ..text import NORMALIZER_VERSION
+
+    return f"sweaug.text.normalized_text/{NORMALIZER_VERSION}"
+
+
+#: What ``evaluate_set`` records as ``normalizer``: the function and its version.
+NORMALIZER = _normalizer_id()
+
+
+def wer_normalize(text: str, language: str = "sv") -> str:
+    """The normalized-WER form of a reference or hypothesis: :func:`sweaug.text.normalized_text`
+    (for a reference, its sample's ``text_normalized``): ``"Klockan är 3."`` and
+    ``"klockan är tre"`` -> ``"klockan är tre"``. ``language``: a code such as ``"sv"`` (num2words'
+    language; the digits stay digits for one it does not know)."""
+    from ..text import normalized_text
+
+    return normalized_text(text, language)
+
+
 # ---------------------------------------------------------------- WER
 
 
@@ -119,18 +149,30 @@ def wer_stats(refs: Sequence[str], hyps: Sequence[str]) -> tuple[list[int], list
 
 
 def corpus_wer(errors, words) -> float:
-    """sum(errors) / sum(words); 0.0 for no words and no errors, ``inf`` for errors on no words."""
+    """sum(errors) / sum(words); 0.0 for no words and no errors; NaN (undefined) for errors on
+    no reference words."""
     e, w = int(np.sum(errors)), int(np.sum(words))
     if w == 0:
-        return 0.0 if e == 0 else math.inf
+        return 0.0 if e == 0 else math.nan
     return e / w
 
 
 def _ratios(e: np.ndarray, w: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = e / w
+    """e / w elementwise: 0.0 where both are 0, NaN (undefined) where only w is; no warning."""
+    r = np.full(e.shape, math.nan)
+    np.divide(e, w, out=r, where=w > 0)
     r[(w == 0) & (e == 0)] = 0.0
     return r
+
+
+def _interval(r: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The percentile ``1 - alpha`` interval of the defined (non-NaN) resampled values; NaN,
+    NaN when none is defined."""
+    r = r[~np.isnan(r)]
+    if not r.size:
+        return math.nan, math.nan
+    lo, hi = np.percentile(r, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(lo), float(hi)
 
 
 def _resample_sums(arrays: list[np.ndarray], n: int, seed: int) -> list[np.ndarray]:
@@ -163,14 +205,20 @@ def _as_counts(x, name: str) -> np.ndarray:
 def bootstrap_ci(errors, words, n: int = 1000, seed: int = 0,
                  alpha: float = 0.05) -> tuple[float, float, float]:
     """``(wer, lo, hi)``: corpus WER and its percentile bootstrap ``1 - alpha`` interval over
-    ``n`` resamples of utterances with replacement (``numpy.random.default_rng(seed)``)."""
+    ``n`` resamples of utterances with replacement (``numpy.random.default_rng(seed)``).
+
+    Errors on no reference words have no WER: ``(nan, nan, nan)``, without a warning. A
+    resample that draws only word-less utterances with errors is undefined too and left out
+    of the interval (the interval is conditional on a defined WER)."""
     e, w = _as_counts(errors, "errors"), _as_counts(words, "words")
     if e.shape != w.shape:
         raise ValueError("errors and words differ in length")
     se, sw = _resample_sums([e, w], n, seed)
-    r = _ratios(se.astype(float), sw.astype(float))
-    lo, hi = np.percentile(r, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return corpus_wer(e, w), float(lo), float(hi)
+    wer = corpus_wer(e, w)
+    if math.isnan(wer):
+        return wer, math.nan, math.nan
+    lo, hi = _interval(_ratios(se.astype(float), sw.astype(float)), alpha)
+    return wer, lo, hi
 
 
 def paired_bootstrap_diff(errors_a, words, errors_b, n: int = 1000, seed: int = 0,
@@ -181,16 +229,24 @@ def paired_bootstrap_diff(errors_a, words, errors_b, n: int = 1000, seed: int = 
     Returns ``(diff, lo, hi, p_better)``: the observed difference, its percentile ``1 - alpha``
     interval, and the share of resamples in which b has the lower WER. The difference is
     significant when the interval excludes 0 (:func:`verdict`).
+
+    When either WER is undefined (errors on no reference words) the difference is too:
+    ``(nan, nan, nan, nan)``, without a warning; resamples in which it is undefined are left
+    out of the interval and of ``p_better``.
     """
     a, b = _as_counts(errors_a, "errors_a"), _as_counts(errors_b, "errors_b")
     w = _as_counts(words, "words")
     if not (a.shape == b.shape == w.shape):
         raise ValueError("errors_a, words and errors_b must have the same length (paired)")
     sa, sb, sw = _resample_sums([a, b, w], n, seed)
+    diff = corpus_wer(b, w) - corpus_wer(a, w)
+    if math.isnan(diff):
+        return math.nan, math.nan, math.nan, math.nan
     wf = sw.astype(float)
     d = _ratios(sb.astype(float), wf) - _ratios(sa.astype(float), wf)
-    lo, hi = np.percentile(d, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return (corpus_wer(b, w) - corpus_wer(a, w), float(lo), float(hi), float(np.mean(d < 0)))
+    lo, hi = _interval(d, alpha)
+    defined = d[~np.isnan(d)]
+    return diff, lo, hi, float(np.mean(defined < 0)) if defined.size else math.nan
 
 
 def verdict(lo: float, hi: float) -> str:
@@ -293,16 +349,18 @@ def label_ids(tokenizer, text: str, language: str = "sv", task: str = "transcrib
 
 def shard_samples(shards: Iterable, text_field: str = "text") -> Iterator[dict]:
     """``{"key", "audio", "text"}`` samples of WebDataset shards, in shard order (for
-    :func:`evaluate_set`)."""
-    import json
+    :func:`evaluate_set`); a truncated shard or an incomplete sample raises
+    :class:`~sweaug.shards.ShardReadError` naming the shard and the member."""
     from pathlib import Path
 
     from ..shards import iter_samples
     from .data import decode_flac
+    from .samples import check_members, sample_meta
 
     for shard in shards:
         for key, files in iter_samples(Path(shard)):
-            meta = json.loads(files["json"])
+            check_members(shard, key, files)
+            meta = sample_meta(shard, key, files, (text_field,))
             yield {"key": key, "audio": decode_flac(files["flac"]), "text": meta[text_field]}
 
 
@@ -442,10 +500,8 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
         raise EvaluationError("no samples to evaluate")
 
     errors, words = wer_stats(refs, hyps)
-    nerrors, nwords = wer_stats([basic_normalize(r) for r in refs],
-                                [basic_normalize(h) for h in hyps])
     wer, wer_lo, wer_hi = bootstrap_ci(errors, words, bootstrap, seed, alpha)
-    nwer, nwer_lo, nwer_hi = bootstrap_ci(nerrors, nwords, bootstrap, seed, alpha)
+    normalized = normalized_scores(refs, hyps, gen_kw["language"], bootstrap, seed, alpha)
     return {
         "n": len(refs), "max_samples": max_samples,
         # capped: a sample beyond max_samples was seen, or fewer than `total` were evaluated
@@ -455,11 +511,24 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
         "eval_loss": loss_sum / tokens if tokens else math.nan, "tokens": tokens,
         "unreachable_tokens": unreachable,
         "wer": wer, "wer_lo": wer_lo, "wer_hi": wer_hi,
-        "nwer": nwer, "nwer_lo": nwer_lo, "nwer_hi": nwer_hi,
+        **normalized,
         "alpha": alpha, "bootstrap": bootstrap, "seed": seed,
         "keys": keys, "refs": refs, "hyps": hyps,
-        "errors": errors, "words": words, "nerrors": nerrors, "nwords": nwords,
+        "errors": errors, "words": words,
         "truncated_audio": int(trunc_audio), "truncated_labels": int(trunc_labels),
         "audio_seconds": round(audio_seconds, 3), "max_new_tokens": max_new_tokens,
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+def normalized_scores(refs: Sequence[str], hyps: Sequence[str], language: str = "sv",
+                      bootstrap: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+    """The normalized-WER part of an evaluation entry, from its transcripts: ``nwer``,
+    ``nwer_lo``, ``nwer_hi``, per-utterance ``nerrors``/``nwords`` (:func:`wer_normalize` on
+    both sides) and ``normalizer`` (:data:`NORMALIZER`). ``sweaug report`` recomputes an
+    entry evaluated under another normalizer with it (its ``refs``/``hyps`` are stored)."""
+    nerrors, nwords = wer_stats([wer_normalize(r, language) for r in refs],
+                                [wer_normalize(h, language) for h in hyps])
+    nwer, nwer_lo, nwer_hi = bootstrap_ci(nerrors, nwords, bootstrap, seed, alpha)
+    return {"nwer": nwer, "nwer_lo": nwer_lo, "nwer_hi": nwer_hi, "nerrors": nerrors,
+            "nwords": nwords, "normalizer": _normalizer_id()}

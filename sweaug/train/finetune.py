@@ -1,5 +1,7 @@
 """Fine-tune Whisper on one mix with transformers' Seq2SeqTrainer (so `accelerate launch` /
-`torchrun` run it unchanged), TensorBoard logs, checkpoints, resume from the last one.
+`torchrun` run it unchanged), TensorBoard logs, checkpoints, resume from the last complete one
+(:func:`last_complete_checkpoint`: a checkpoint that a kill while saving left without its
+weights, optimizer or trainer state is deleted and the previous one used, logged).
 
 On a machine without CUDA the seed's fp16 and 8-bit AdamW (bitsandbytes) fall back to fp32
 and torch AdamW, said once.
@@ -20,6 +22,7 @@ tokenizer and TensorBoard logs are written by rank 0 only; checkpoints by the Tr
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 log = logging.getLogger("sweaug.train")
@@ -104,7 +107,6 @@ def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
     from torch.utils.tensorboard import SummaryWriter
     from transformers import TrainerCallback
     from transformers.integrations import TensorBoardCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     from .features import LogMel
     from .mix import MixStream, SpeechCollator
@@ -160,9 +162,10 @@ def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
     trainer = _trainer_class(kept, model.config)(
         model=model, args=args, train_dataset=stream,
         data_collator=SpeechCollator(model.config.decoder_start_token_id), callbacks=callbacks)
-    last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
+    last = last_complete_checkpoint(out / "checkpoints", remove=main, name=mix.name)
     if last and main:
         log.warning("%s: resuming from %s", mix.name, last)
+    last = str(last) if last else None
     result = trainer.train(resume_from_checkpoint=last)
     if kept is not None:  # the saved model is a plain Whisper that never emits the others
         base.proj_out = full_head
@@ -177,6 +180,73 @@ def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
     return {"steps": int(result.global_step), "train_loss": float(result.training_loss),
             "losses": losses, "resumed_from": Path(last).name if last else None,
             "processes": world, "kept_tokens": len(kept) if kept is not None else None}
+
+
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+# what a checkpoint needs to resume from, besides the model weights; the Trainer writes them in
+# this order after the weights, trainer_state.json last (then it rotates old checkpoints out)
+_RESUME_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why a Trainer checkpoint folder cannot be resumed from (None: it is complete): model
+    weights (``model.safetensors``, ``pytorch_model.bin``, a PEFT adapter, or a sharded index
+    whose every shard is there), ``optimizer.pt``, ``scheduler.pt`` and a readable
+    ``trainer_state.json`` of the folder's own step. A process killed while the Trainer saves
+    (it writes the configs, the weights, the optimizer, then the state) leaves one without."""
+    import json
+
+    n = int(_CHECKPOINT.fullmatch(folder.name).group(1))
+    weights = [f for f in ("model.safetensors", "pytorch_model.bin", "adapter_model.safetensors",
+                           "adapter_model.bin") if (folder / f).is_file()]
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if not weights and (folder / index).is_file():
+            try:
+                shards = set(json.loads((folder / index).read_text())["weight_map"].values())
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+                return f"unreadable {index} ({e})"
+            absent = sorted(s for s in shards if not (folder / s).is_file())
+            if absent:
+                return f"weight shard(s) {', '.join(absent)} missing"
+            weights = [index]
+    missing = [f for f in _RESUME_FILES if not (folder / f).is_file()]
+    if not weights:
+        missing.insert(0, "model weights")
+    if missing:
+        return "no " + ", ".join(missing)
+    try:
+        step = json.loads((folder / "trainer_state.json").read_text())["global_step"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"unreadable trainer_state.json ({e})"
+    if step != n:
+        return f"trainer_state.json is of step {step}"
+    return None
+
+
+def last_complete_checkpoint(folder: Path, remove: bool = True, name: str = "") -> Path | None:
+    """The complete ``checkpoint-N`` of ``folder`` with the highest N (None: none; start
+    fresh). Every incomplete checkpoint above it (:func:`checkpoint_problem`: a run killed while
+    saving) is logged and, with ``remove`` (rank 0 only), deleted — else the Trainer would
+    resume from it and fail ("Can't find a valid checkpoint"), or rotate the good ones out."""
+    import shutil
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    found = sorted((p for p in folder.iterdir() if p.is_dir() and _CHECKPOINT.fullmatch(p.name)),
+                   key=lambda p: int(_CHECKPOINT.fullmatch(p.name).group(1)), reverse=True)
+    for c in found:
+        why = checkpoint_problem(c)
+        if why is None:
+            return c
+        if remove:
+            log.warning("%s: %s is incomplete (%s; killed while saving?): deleted, resuming from "
+                        "the previous complete checkpoint, if any", name or folder, c, why)
+            shutil.rmtree(c, ignore_errors=True)
+    if found and remove:
+        log.warning("%s: no complete checkpoint in %s: training from the start",
+                    name or folder, folder)
+    return None
 
 
 def _trainer_class(kept: list[int] | None = None, config=None):

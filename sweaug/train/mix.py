@@ -26,7 +26,6 @@ each sample it yields to ``<dir>/rank<R>.worker<W>.txt`` (the DDP test reads the
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import tarfile
 from pathlib import Path
@@ -54,20 +53,40 @@ def iter_dealt(path: Path, start: int, slot: int, slots: int
                ) -> Iterator[tuple[int, str, dict[str, bytes] | None]]:
     """``(index, key, files)`` for every sample of one shard, numbered from ``start``; ``files``
     (``{extension: bytes}``) is read only for the samples of ``slot`` (index mod slots), None
-    for the others, whose bytes are skipped."""
-    with tarfile.open(path, "r") as tar:
-        index, key, files = start - 1, None, None
-        for m in tar:
-            k, _, ext = m.name.partition(".")
-            if k != key:
-                if key is not None:
-                    yield index, key, files
-                index, key = index + 1, k
-                files = {} if index % slots == slot else None
-            if files is not None:
-                files[ext] = tar.extractfile(m).read()
-        if key is not None:
-            yield index, key, files
+    for the others, whose bytes are skipped. A truncated tar, or a sample without its
+    ``.flac`` or ``.json`` (dealt to this slot or not), raises
+    :class:`~sweaug.shards.ShardReadError` naming the shard and the member — in a DataLoader
+    worker too (the main process gets the same message)."""
+    from zlib import error as zlib_error
+
+    from ..shards import ShardReadError, check_end, read_error
+    from .samples import check_members
+
+    where = "at its first member"
+    try:
+        with tarfile.open(path, "r") as tar:
+            index, key, files, exts = start - 1, None, None, set()
+            for m in tar:
+                k, _, ext = m.name.partition(".")
+                if k != key:
+                    if key is not None:
+                        check_members(path, key, exts)
+                        yield index, key, files
+                    index, key, exts = index + 1, k, set()
+                    files = {} if index % slots == slot else None
+                exts.add(ext)
+                if files is not None:
+                    where = f"reading member {m.name!r}"
+                    files[ext] = tar.extractfile(m).read()
+                where = f"after member {m.name!r}"
+            check_end(tar, path, where)
+            if key is not None:
+                check_members(path, key, exts)
+                yield index, key, files
+    except (tarfile.TarError, EOFError, zlib_error) as e:
+        if isinstance(e, ShardReadError):
+            raise
+        raise read_error(path, where, e) from None
 
 
 class MixStream(IterableDataset):
@@ -105,17 +124,20 @@ class MixStream(IterableDataset):
                 for index, key, files in iter_dealt(Path(shards[j]), g, slot, slots):
                     g = index + 1
                     if files is not None:
-                        yield i, pass_no, key, files
+                        yield i, pass_no, key, (shards[j], files)
             if g == first:
                 raise ValueError(f"shard set {shards[:1]}... holds no samples")
 
-    def _prepare(self, pass_no: int, key: str, files: dict) -> dict:
+    def _prepare(self, pass_no: int, key: str, sample: tuple[str, dict]) -> dict:
         from .data import decode_flac
+        from .samples import sample_meta
 
+        shard, files = sample
+        text = sample_meta(shard, key, files, (self.text_field,))[self.text_field]
         audio = decode_flac(files["flac"])
         if self.augmenter is not None:
             audio, _ = self.augmenter(audio, 16000, key, pass_no)
-        labels = self.tokenizer(json.loads(files["json"])[self.text_field]).input_ids
+        labels = self.tokenizer(text).input_ids
         return {"input_features": torch.from_numpy(self.features(audio)),
                 "labels": labels[: self.max_label_length]}
 

@@ -19,7 +19,6 @@ already knows.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable
 
@@ -31,12 +30,14 @@ def transcript_tokens(shard_lists: Iterable[Iterable], tokenizer, text_field: st
     """Sorted ids of every token in the labels of the shards' samples (only the ``.json``
     members are read; the audio is skipped)."""
     from ..shards import iter_samples
+    from .samples import sample_meta
 
     kept: set[int] = set()
     for shards in shard_lists:
         for shard in shards:
-            for _, files in iter_samples(Path(shard), only=("json",)):
-                kept.update(tokenizer(json.loads(files["json"])[text_field]).input_ids)
+            for key, files in iter_samples(Path(shard), only=("json",)):
+                meta = sample_meta(shard, key, files, (text_field,))
+                kept.update(tokenizer(meta[text_field]).input_ids)
     return sorted(kept)
 
 

@@ -59,8 +59,9 @@ def _rate(errors: int, words: int) -> float:
 def worst(entry: dict, n: int) -> list[dict]:
     """The ``n`` utterances of an evaluation entry with the highest normalized WER (ties: more
     errors first, then key), with their word diff."""
-    from ..train.evaluate import basic_normalize
+    from ..train.evaluate import wer_normalize
 
+    lang = entry.get("language") or "sv"
     keys, refs, hyps = entry.get("keys") or [], entry.get("refs") or [], entry.get("hyps") or []
     ne = entry.get("nerrors") or []
     nw = entry.get("nwords") or []
@@ -68,7 +69,7 @@ def worst(entry: dict, n: int) -> list[dict]:
         raise ViewError("an evaluation entry's keys, refs and hyps differ in length")
     stats = []
     for i, key in enumerate(keys):
-        nref, nhyp = basic_normalize(refs[i]), basic_normalize(hyps[i])
+        nref, nhyp = wer_normalize(refs[i], lang), wer_normalize(hyps[i], lang)
         if i < len(ne) and i < len(nw):
             e, w = int(ne[i]), int(nw[i])
         else:
@@ -77,7 +78,7 @@ def worst(entry: dict, n: int) -> list[dict]:
     stats.sort(key=lambda t: (-_rate(t[1], t[2]), -t[1], str(keys[t[0]])))
     out = []
     for i, e, w in stats[:n]:
-        nref, nhyp = basic_normalize(refs[i]), basic_normalize(hyps[i])
+        nref, nhyp = wer_normalize(refs[i], lang), wer_normalize(hyps[i], lang)
         chunks, _ = word_diff(nref, nhyp)
         out.append({"key": str(keys[i]), "ref": refs[i], "hyp": hyps[i], "errors": e,
                     "words": w, "rate": _rate(e, w), "diff": chunks, "src": None})
