@@ -91,6 +91,21 @@ def _estimate_seconds(options: dict[str, SourceOptions]) -> float:
 def build(cfg: BuildConfig, progress: Callable[[float, float], None] | None = None) -> dict:
     """Run a build; returns the manifest (also written to ``<out>/manifest.json``).
 
+    An output that is, contains or is inside an input (a source folder, an ``eval_dirs``
+    folder) is refused (ConfigError) before anything is written; one build at a time writes an
+    output (storage.OutputLock, held until the manifest is written; OutputBusy otherwise).
+    """
+    from .storage import OutputLock, refuse_overlap
+
+    refuse_overlap(cfg.out, [(f"--{n}-dir", o.path) for n, o in cfg.sources.items()]
+                   + [("--eval", p) for p in cfg.eval_dirs])
+    with OutputLock(cfg.out, cfg.storage_options):
+        return _build(cfg, progress)
+
+
+def _build(cfg: BuildConfig, progress: Callable[[float, float], None] | None) -> dict:
+    """The build itself (see :func:`build`).
+
     Records stream from the sources into partitions: evaluation splits of every source first
     (registered with the leakage guard as they pass), then the training splits, so that every
     evaluation sentence and speaker is known before the first training record is judged. Only

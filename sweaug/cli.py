@@ -118,7 +118,7 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
     from .filters import FilterConfig
     from .records import ConfigError, SourceError
     from .sources import SourceOptions
-    from .storage import OutputLock, parse_storage_options, refuse_overlap
+    from .storage import parse_storage_options
 
     names = [s.strip() for s in sources.split(",") if s.strip()]
     unknown = [n for n in names if n not in SOURCE_NAMES]
@@ -146,12 +146,9 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
                           eval_dirs=tuple(eval_dirs), strict=strict, executor=executor,
                           ray_address=ray_address, retries=retries,
                           storage_options=parse_storage_options(storage_options))
-        refuse_overlap(out, [(f"--{n}-dir", paths[n]) for n in names]
-                       + [("--eval", p) for p in eval_dirs])
         bar = None if no_progress else _HoursBar()
-        try:
-            with OutputLock(out, cfg.storage_options):  # until the manifest is written
-                manifest = run_build(cfg, progress=bar)
+        try:  # run_build refuses an --out overlapping an input and takes the output's lock
+            manifest = run_build(cfg, progress=bar)
         finally:
             if bar:
                 bar.close()
@@ -417,7 +414,8 @@ def view(folder, out, samples, seed, worst, audio, corpus):
 def app_cmd(path, mixes, host, port, max_minutes, title, export_space, model_id):
     """Serve a Gradio page that transcribes Swedish speech with the fine-tuned models of an
     ablation run (PATH: runs/<recipe>, one mix folder, or a model folder), showing each
-    model's training mix and WER. Needs `pip install 'sweaug[app]'`."""
+    model's training mix and WER. Needs the app extra
+    (`pip install -c constraints.txt -e ".[app]"` in a clone)."""
     from .app import AppError, discover
 
     try:

@@ -150,7 +150,8 @@ def test_cli_refuses_clearly(run, tmp_path, env):
     no_gradio = "import sys; sys.modules['gradio'] = None; from sweaug.cli import main; main()"
     p = subprocess.run([sys.executable, "-c", no_gradio, "app", str(run)], env=env,
                        capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2 and "pip install 'sweaug[app]'" in p.stderr, p.stderr
+    assert p.returncode == 2 and "needs the app extra" in p.stderr \
+        and 'pip install -c constraints.txt -e ".[app]"' in p.stderr, p.stderr
     assert "Traceback" not in p.stderr
 
 

@@ -21,8 +21,8 @@ def gradio():
     try:
         import gradio as gr
     except ImportError:
-        raise AppError("the app needs gradio, which is not installed: pip install 'sweaug[app]'"
-                       ) from None
+        raise AppError("the app needs gradio, which is not installed: pip install "
+                       '-c constraints.txt -e ".[app]"') from None
     return gr
 
 
