@@ -22,6 +22,7 @@ evaluates, and nothing is written twice.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 import json
 import logging
@@ -57,24 +58,116 @@ def data_description(mix, sets: dict[str, ShardSet]) -> dict:
             "on_the_fly_augmentation": mix.augment}
 
 
-def _evaluate(recipe: Recipe, model, fe, tok, sets: dict[str, ShardSet]) -> dict:
+PROMPT_TOKENS = 4  # <|startoftranscript|><|sv|><|transcribe|><|notimestamps|>
+
+
+def eval_settings(recipe: Recipe, mix, model) -> dict:
+    """``{"batch_size", "max_new_tokens"}`` of a model's evaluation: ``evaluation.batch_size``
+    when the recipe sets it, else the mix's ``per_device_eval_batch_size`` (the baseline: the
+    first mix's); ``evaluation.max_new_tokens`` when set, else ``generation_max_length`` — like
+    transformers' Seq2SeqTrainer, a total decoder length with the 4 prompt tokens — both at
+    most what the model's ``max_target_positions`` allows."""
+    t = (mix or recipe.mixes[0]).training
+    room = int(model.config.max_target_positions) - PROMPT_TOKENS
+    if recipe.max_new_tokens is not None:
+        new = recipe.max_new_tokens
+    else:
+        new = int(t["generation_max_length"]) - PROMPT_TOKENS
+        if new > room:
+            log.info("generation_max_length %s is more than the model's max_target_positions "
+                     "(%s): generating up to %d new tokens", t["generation_max_length"],
+                     model.config.max_target_positions, room)
+            new = room
+    return {"batch_size": int(recipe.eval_batch_size or t["per_device_eval_batch_size"]),
+            "max_new_tokens": max(1, new)}
+
+
+def _evaluate(recipe: Recipe, mix, model, fe, tok, sets: dict[str, ShardSet]) -> dict:
     from .train.evaluate import check_generation_config, evaluate_set
 
     check_generation_config(model, recipe.language, recipe.task)
+    kw = eval_settings(recipe, mix, model)
     out = {}
     for s in recipe.eval_sets:
         out[s] = evaluate_set(model, tok, fe, eval_samples(sets[s], recipe.eval_max_samples),
                               language=recipe.language, task=recipe.task,
-                              batch_size=recipe.eval_batch_size,
                               max_samples=recipe.eval_max_samples, bootstrap=recipe.bootstrap,
-                              max_new_tokens=recipe.max_new_tokens,
-                              seed=recipe.seed, total=sets[s].samples)
+                              seed=recipe.seed, total=sets[s].samples, **kw)
     return out
 
 
 def _hash(recipe: Recipe, mix) -> str:
+    """The recipe's hash of a model (what run.json expects; :func:`report_run` tells stale
+    results by it). The model's full hash adds what the device runs (:func:`plan_models`)."""
     return recipe.mix_hash(mix) if mix else recipe.mix_hash(
         type("M", (), {"data": {}, "augment": None, "lora": None, "training": {}})())
+
+
+def device_text(plans: dict) -> str:
+    """What this machine runs each model with (printed before anything starts)."""
+    lines = ["on this machine:"]
+    for name, p in plans.items():
+        t, e = p["train"], p["eval"]
+        if t:
+            lines.append(f"  {name}: trains on {t['device_name']}, {t['precision']}, "
+                         f"{t['optimizer']}, {t['attention']} attention, gradient "
+                         f"checkpointing {'on' if t['gradient_checkpointing'] else 'off'}"
+                         + "".join(f"; fallback {f}" for f in t["fallbacks"]))
+        lines.append(f"  {name}: evaluates on {e['device_name']}, {e['precision']}")
+    return "\n".join(lines)
+
+
+def plan_models(recipe: Recipe, models: list, run_dir: Path, device: str = "auto",
+                write: bool = True) -> dict:
+    """What this machine runs each selected model with, and its full hash — checked for every
+    model before the first one starts (the preflight): ``{name: {"train": plan or None,
+    "eval": plan, "run_hash"}}``. Every problem of every model (no CUDA with ``--device cuda``,
+    bf16 on an older GPU, bitsandbytes missing for an 8-bit optimizer on CUDA, an unknown
+    optimizer, peft missing for LoRA, too little disk for the checkpoints, an output folder that
+    cannot be written) is collected and raised as one :class:`AblationError`."""
+    from .ablate_recipe import AblationError
+    from .train import device as dev
+
+    machine = dev._machine()
+    problems, plans, need = [], {}, []
+    for mix in models:
+        name = mix.name if mix else BASELINE
+        train = None
+        if mix is not None:
+            train, found = dev.plan_training(mix.training, device, bool(mix.lora), machine)
+            problems += [f"mix {name}: {p}" for p in found]
+        ev = dev.plan_evaluation((mix or recipe.mixes[0]).training, device, machine)
+        key = dev.run_key(_hash(recipe, mix), {"train": train, "eval": ev})
+        plans[name] = {"train": train, "eval": ev, "run_hash": key}
+        if mix is not None and train is not None and not _finished(run_dir / name, key):
+            need.append((name, mix, train))
+    if need:
+        total = 0
+        for name, mix, train in need:
+            try:
+                n, trainable = dev.parameter_counts(recipe.model, recipe.tiny,
+                                                    mix.training["seconds"], mix.lora)
+            except Exception as e:  # offline without the model's config, a bad model dir, ...
+                problems.append(f"mix {name}: cannot read the configuration of model "
+                                f"{recipe.model!r} ({type(e).__name__}: {e})")
+                continue
+            total += dev.checkpoint_bytes(n, trainable, train, bool(mix.lora))
+        free = dev.free_bytes(run_dir)
+        if total > free:
+            problems.append(f"the checkpoints and models of the {len(need)} mix(es) to train "
+                            f"need about {dev.gib(total)}; {run_dir} has {dev.gib(free)} free")
+    if write:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            probe = run_dir / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            problems.append(f"cannot write to {run_dir} ({e.strerror or e})")
+    if problems:
+        raise AblationError("this machine cannot run the recipe as it stands (nothing was "
+                            "trained or evaluated):\n  - " + "\n  - ".join(problems))
+    return plans
 
 
 def _selected(recipe: Recipe, only: list[str] | None) -> list:
@@ -111,7 +204,7 @@ def run_meta(recipe: Recipe, corpus: Path) -> dict:
 
 
 def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool = False,
-               only: list[str] | None = None, echo=print) -> dict:
+               only: list[str] | None = None, echo=print, device: str = "auto") -> dict:
     from .shards import atomic_write_bytes as atomic_write
 
     # torchrun / accelerate launch set RANK and WORLD_SIZE (the process group comes later,
@@ -129,23 +222,35 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
     models = _selected(recipe, only)
     say(plan_text(recipe, sets))
     preflight(sets, [s for m in models if m for s in m.data] + list(recipe.eval_sets), say)
-    if dry_run:
-        return {}
     from .augment import load_recipe as load_augment
     for m in recipe.mixes:  # validated before any training starts
         if m.augment:
             load_augment(Path(m.augment))
     run_dir = Path(out) / recipe.name
+    if dry_run and importlib.util.find_spec("torch") is None:
+        say("(what this machine would run each model with: needs the train extra)")
+        return {}
+    plans = plan_models(recipe, models, run_dir, device, write=not dry_run)
+    say(device_text(plans))
+    if dry_run:
+        return {}
     if rank == 0:
         atomic_write(run_dir / RUN_FILE, json.dumps(run_meta(recipe, corpus), indent=1).encode())
     results, pending = {}, []
     for mix in models:  # every rank decides alike: no results.json is written before the end
         name = mix.name if mix else BASELINE
-        done = _finished(run_dir / name, _hash(recipe, mix))
+        plan = plans[name]
+        done = _finished(run_dir / name, plan["run_hash"])
         if done:
-            say(f"{name}: finished earlier, skipped ({run_dir / name / 'results.json'})")
+            say(f"{name}: finished earlier, skipped (the same settings on the same kind of "
+                f"device: {run_dir / name / 'results.json'})")
             results[name] = done
             continue
+        earlier = _read_json(run_dir / name / "results.json") \
+            if (run_dir / name / "results.json").exists() else None
+        if earlier is not None:
+            say(f"{name}: the results in {run_dir / name} are of other settings or another "
+                f"kind of device ({_ran_text(earlier)}): running it again")
         train = None
         with torch_threads((mix or recipe.mixes[0]).training.get("torch_threads")):
             if mix is not None:
@@ -156,9 +261,11 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
                 say(f"{name}: training ({t['max_steps']} steps"
                     + (f" on {world} processes, {per_step} samples per step)" if world > 1
                        else ")"))
-                train = train_mix(recipe, mix, sets, run_dir / name)
+                train = train_mix(recipe, mix, sets, run_dir / name, plan["train"],
+                                  plan["run_hash"])
             if world == 1:
-                results[name] = _evaluate_one(recipe, mix, sets, run_dir / name, train, say)
+                results[name] = _evaluate_one(recipe, mix, sets, run_dir / name, train, say,
+                                              plan)
             else:
                 pending.append((mix, train))
     if world > 1:
@@ -170,7 +277,8 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
         for mix, train in pending:
             name = mix.name if mix else BASELINE
             with torch_threads((mix or recipe.mixes[0]).training.get("torch_threads")):
-                results[name] = _evaluate_one(recipe, mix, sets, run_dir / name, train, say)
+                results[name] = _evaluate_one(recipe, mix, sets, run_dir / name, train, say,
+                                              plans[name])
     atomic_write(run_dir / "plan.txt", plan_text(recipe, sets).encode())
     report_run(run_dir, echo=say)
     return results
@@ -212,13 +320,23 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def _finished(folder: Path, key: str) -> dict | None:
+def _finished(folder: Path, run_hash: str) -> dict | None:
+    """The model's results.json when it was made with the same settings on the same kind of
+    device (``run_hash``); results without one (an older sweaug) do not count."""
     f = folder / "results.json"
     if f.exists():
         done = _read_json(f)
-        if done.get("hash") == key:
+        if done.get("run_hash") == run_hash:
             return done
     return None
+
+
+def _ran_text(result: dict) -> str:
+    ran = (result.get("train") or {}).get("ran_with") or result.get("evaluated_with")
+    if not ran:
+        return "not recorded"
+    return ", ".join(f"{k} {ran[k]}" for k in ("device", "precision", "optimizer")
+                     if ran.get(k) is not None)
 
 
 def _read_json(f: Path) -> dict:
@@ -242,30 +360,41 @@ def _leave_process_group() -> None:
         dist.destroy_process_group()
 
 
-def _evaluate_one(recipe: Recipe, mix, sets, out: Path, train: dict | None, echo) -> dict:
-    import torch
-
+def _evaluate_one(recipe: Recipe, mix, sets, out: Path, train: dict | None, echo,
+                  plan: dict | None = None) -> dict:
+    """Evaluate one model — on CUDA in its training precision with SDPA attention
+    (``plan["eval"]``, :func:`~sweaug.train.device.plan_evaluation`), else fp32 — and write
+    its results.json (with both hashes and what it ran with)."""
+    from .train.device import plan_evaluation, run_key, torch_dtype
     from .train.finetune import load_whisper
 
     name = mix.name if mix else BASELINE
+    if plan is None:
+        ev = plan_evaluation((mix or recipe.mixes[0]).training)
+        plan = {"train": (train or {}).get("ran_with"), "eval": ev,
+                "run_hash": run_key(_hash(recipe, mix), {"train": None, "eval": ev})}
+    ev = plan["eval"]
     if mix is None:
         seconds = recipe.mixes[0].training["seconds"]
         model, fe, tok = load_whisper(recipe.model, seconds, recipe.tiny, recipe.seed,
-                                      recipe.language, recipe.task)
+                                      recipe.language, recipe.task, attention=ev["attention"])
     else:
         from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
         from .whisper import load_tokenizer
-        model = WhisperForConditionalGeneration.from_pretrained(str(out / "model"))
+        model = WhisperForConditionalGeneration.from_pretrained(
+            str(out / "model"), attn_implementation=ev["attention"])
         fe = WhisperFeatureExtractor.from_pretrained(str(out / "model"))
         tok = load_tokenizer(str(out / "model"))
         tok.set_prefix_tokens(language=recipe.language, task=recipe.task)
-    if torch.cuda.is_available():
-        model.to("cuda")
+    model.to(device=ev["device"], dtype=torch_dtype(ev["precision"]))
     model.eval()
-    echo(f"{name}: evaluating on {', '.join(recipe.eval_sets)}")
+    echo(f"{name}: evaluating on {', '.join(recipe.eval_sets)} ({ev['device']}, "
+         f"{ev['precision']})")
     result = {"mix": name, "baseline": mix is None, "hash": _hash(recipe, mix),
+              "run_hash": plan["run_hash"], "evaluated_with": {
+                  **ev, "attention": model.config._attn_implementation},
               "model": recipe.model, "data": data_description(mix, sets) if mix else None,
-              "train": train, "eval": _evaluate(recipe, model, fe, tok, sets)}
+              "train": train, "eval": _evaluate(recipe, mix, model, fe, tok, sets)}
     from .shards import atomic_write_bytes
     atomic_write_bytes(out / "results.json",
                        json.dumps(result, ensure_ascii=False, indent=1, sort_keys=True).encode())

@@ -33,6 +33,17 @@ TRAINING_TYPES["seconds"] = (float, int)
 # whichever machine or process runs it)
 TRAINING_TYPES["vocabulary"] = str
 TRAINING_TYPES["torch_threads"] = int
+# bf16 instead of fp16 (Ampere or newer; the preflight refuses it on an older GPU); reentrant
+# activation checkpointing (torch's older implementation; LoRA works with either, see
+# finetune.py); SpecAugment, Whisper's own masking of the log-mel input in training
+# (WhisperConfig's keys of the same names: off unless apply_spec_augment is true)
+TRAINING_TYPES.update({"bf16": bool, "checkpointing_reentrant": bool, "apply_spec_augment": bool,
+                       "mask_time_prob": (float, int), "mask_time_length": int,
+                       "mask_time_min_masks": int, "mask_feature_prob": (float, int),
+                       "mask_feature_length": int, "mask_feature_min_masks": int})
+SPEC_AUGMENT_KEYS = ("apply_spec_augment", "mask_time_prob", "mask_time_length",
+                     "mask_time_min_masks", "mask_feature_prob", "mask_feature_length",
+                     "mask_feature_min_masks")
 TRAINING_CHOICES = {"vocabulary": ("full", "transcripts")}
 TRAINING_TYPES["learning_rate"] = (float, int)
 # lower bounds of the numeric training settings: (bound, whether the bound itself is allowed)
@@ -41,8 +52,11 @@ TRAINING_MIN = {k: (0, False) for k in (
     "logging_steps", "save_steps", "per_device_eval_batch_size", "generation_max_length",
     "seconds", "torch_threads")}
 TRAINING_MIN.update({k: (0, True) for k in (
-    "warmup_steps", "dropout", "weight_decay", "dataloader_num_workers", "shuffle_buffer")})
-TINY_KEYS = {"d_model": int, "layers": int, "heads": int}
+    "warmup_steps", "dropout", "weight_decay", "dataloader_num_workers", "shuffle_buffer",
+    "mask_time_prob", "mask_feature_prob", "mask_time_min_masks", "mask_feature_min_masks")})
+TRAINING_MIN.update({k: (0, False) for k in ("mask_time_length", "mask_feature_length")})
+TRAINING_MAX = {"mask_time_prob": 1, "mask_feature_prob": 1, "dropout": 1}
+TINY_KEYS = {"d_model": int, "layers": int, "heads": int, "max_target_positions": int}
 LORA_KEYS = {"r": int, "alpha": int, "dropout": (float, int), "target_modules": list}
 MIX_KEYS = {"name": str, "data": dict, "augment": str, "lora": dict, "training": dict,
             "description": str}
@@ -78,7 +92,7 @@ class Recipe:
     mixes: list[Mix]
     eval_sets: list[str]
     eval_max_samples: int | None
-    eval_batch_size: int
+    eval_batch_size: int | None  # evaluation.batch_size; None: each mix's per_device_eval_batch_size
     bootstrap: int
     max_new_tokens: int | None
     reference: str | None
@@ -91,7 +105,8 @@ class Recipe:
         """What decides a mix's result: a finished mix with the same hash is not run again."""
         return hashlib.sha256(json.dumps(
             [self.model, self.tiny, self.language, self.task, self.seed, mix.data, mix.augment,
-             mix.lora, mix.training, self.eval_sets, self.eval_max_samples],
+             mix.lora, mix.training, self.eval_sets, self.eval_max_samples,
+             self.eval_batch_size, self.max_new_tokens],
             sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -115,6 +130,10 @@ def _check(node_map: dict, allowed: dict, where: str, path: Path, lines: dict) -
             if value < low or (value == low and not inclusive):
                 raise AblationError(f"{path}:{line}: {where}{key} must be "
                                     f"{'>=' if inclusive else '>'} {low}, got {value!r}")
+        if where.endswith("training.") and key in TRAINING_MAX and value is not None \
+                and value > TRAINING_MAX[key]:
+            raise AblationError(f"{path}:{line}: {where}{key} must be <= {TRAINING_MAX[key]}, "
+                                f"got {value!r}")
 
 
 def _lines(node) -> dict:
@@ -207,7 +226,7 @@ def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
     return Recipe(path, data["name"], data.get("model", "openai/whisper-small"),
                   data.get("language", "sv"), data.get("task", "transcribe"),
                   int(data.get("seed", 42)), mixes, sets, ev.get("max_samples"),
-                  int(ev.get("batch_size", 8)), int(ev.get("bootstrap", 1000)),
+                  ev.get("batch_size"), int(ev.get("bootstrap", 1000)),
                   ev.get("max_new_tokens"), ref,
                   Path(corpus_path) if corpus_path else None, data.get("tiny") or {},
                   bool(data.get("baseline", True)), data.get("description", ""))

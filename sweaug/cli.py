@@ -269,7 +269,12 @@ def _need_extra(command: str, extra: str, error: ModuleNotFoundError | None = No
               help="Run only these mixes (repeatable); `baseline` is the model without "
                    "fine-tuning, run only when named. One mix per cluster job, then "
                    "`sweaug report`.")
-def ablate(recipe, out, corpus, dry_run, mixes):
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto",
+              show_default=True,
+              help="auto: CUDA when torch sees it, else the CPU with fp32 and torch AdamW "
+                   "(recorded); cuda: stop before anything runs when there is no CUDA; cpu: "
+                   "the CPU even on a GPU machine.")
+def ablate(recipe, out, corpus, dry_run, mixes, device):
     """Fine-tune Whisper on each data mix of a recipe and report WER with confidence intervals.
 
     Runs unchanged under `torchrun` / `accelerate launch` (one mix on several GPUs)."""
@@ -280,7 +285,7 @@ def ablate(recipe, out, corpus, dry_run, mixes):
         _need_extra("ablate", "train")
     try:
         run_recipe(recipe, out, corpus=corpus, dry_run=dry_run, only=list(mixes) or None,
-                   echo=click.echo)
+                   echo=click.echo, device=device)
     except (ConfigError, SourceError) as e:
         _fail(str(e))
     except ModuleNotFoundError as e:

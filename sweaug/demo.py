@@ -42,6 +42,9 @@ training:
   dropout: 0.0
   dataloader_num_workers: 0
   fp16: false
+  # the demo's 2+2-layer model needs no activation checkpointing (it would cost time, not save
+  # memory that matters)
+  gradient_checkpointing: false
   # torch's fused AdamW: a CPU step of this model takes 23 % less time (benchmarks/tiny_step.py)
   optim: adamw_torch_fused
   # trained from scratch: a softmax over the training transcripts' tokens (not all 51,865)

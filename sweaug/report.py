@@ -89,7 +89,11 @@ def training_text(row: dict) -> str:
             parts.append("weights " + ", ".join(f"{k} {v / wsum:.0%}"
                                                  for k, v in data["sets"].items()))
         if data.get("on_the_fly_augmentation"):
-            parts.append(f"on-the-fly augmentation {data['on_the_fly_augmentation']}")
+            # every sample the stream yields is augmented as it is read (none on disk is)
+            parts.append(f"all {total} samples augmented on the fly "
+                         f"({Path(str(data['on_the_fly_augmentation'])).name})"
+                         + (f", {aug} of them pre-augmented on disk" if aug else ""))
+            return "; ".join(parts + extra)
     else:
         for d in data:
             samples = int(d.get("samples", 0))
@@ -240,6 +244,7 @@ def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: s
     for m in missing:
         lines.append(f"| {_md_escape(_display(m, m == BASELINE_NAME))} | not finished |")
     lines.append("")
+    lines += _ran_lines(rows)
 
     for es in eval_sets:
         lines += [f"## {es}", "",
@@ -278,11 +283,101 @@ def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: s
         for m in missing:
             lines.append(f"| {_md_escape(m)} | — | — | — | — | — | — | not finished | |")
         lines.append("")
+        over = _over_window_line(rows, es)
+        if over:
+            lines += [over, ""]
 
     lines += ["![WER per model with confidence intervals](wer.png)", ""]
     if notes:
         lines += ["## Notes", ""] + [f"- {_md_escape(n)}" for n in notes] + [""]
     return "\n".join(lines)
+
+
+def _ran_with_text(ran: dict | None) -> str:
+    """``cuda (NVIDIA T4), fp16, adamw_bnb_8bit, sdpa, gradient checkpointing (non-reentrant)``
+    from a ``ran_with`` / ``evaluated_with`` record (:mod:`sweaug.train.device`)."""
+    if not ran:
+        return "not recorded (an older sweaug)"
+    dev = ran.get("device", "?")
+    name = ran.get("device_name")
+    parts = [f"{dev} ({name})" if name and name != dev else str(dev)]
+    parts += [str(ran[k]) for k in ("precision", "optimizer") if ran.get(k)]
+    if ran.get("attention"):
+        parts.append(f"{ran['attention']} attention")
+    if "gradient_checkpointing" in ran:
+        if ran["gradient_checkpointing"]:
+            kind = ran.get("checkpointing_reentrant")
+            parts.append("gradient checkpointing" + (
+                "" if kind is None else f" ({'reentrant' if kind else 'non-reentrant'})"))
+        else:
+            parts.append("no gradient checkpointing")
+    if ran.get("batch_size"):
+        parts.append(f"batch {ran['batch_size']}")
+    text = ", ".join(parts)
+    if ran.get("fallbacks"):
+        text += "; instead of the recipe's: " + "; ".join(str(f) for f in ran["fallbacks"])
+    return text
+
+
+def _dropped_text(train: dict | None) -> str:
+    d = (train or {}).get("dropped")
+    if not d:
+        return "—"
+    n_w, n_l = int(d.get("over_window", 0)), int(d.get("over_max_labels", 0))
+    if not n_w and not n_l:
+        return "none"
+    parts = []
+    if n_w:
+        parts.append(f"{n_w} over the {float(d.get('window_seconds', 30)):g} s window "
+                     f"after augmentation")
+    if n_l:
+        parts.append(f"{n_l} with more than {d.get('max_label_tokens', 448)} label tokens")
+    return ", ".join(parts)
+
+
+def _ran_lines(rows: list[dict]) -> list[str]:
+    """The *How each model ran* table: what the device actually ran (precision, optimizer,
+    attention, checkpointing, the fallbacks from the recipe's settings), the training samples
+    dropped, and the evaluation's device, precision and batch. (Speeds — the evaluation's
+    ``clips_per_second``, the training's ``throughput`` — stay in each ``results.json``: the
+    report is a function of the results, the same bytes however the models were scheduled.)"""
+    lines = ["## How each model ran", "",
+             "| Model | Trained with | Training samples dropped | Evaluated with |",
+             "|---|---|---|---|"]
+    for row in rows:
+        train = row.get("train") or {}
+        ev = dict(row.get("evaluated_with") or {})
+        sizes = {e.get("batch_size") for e in (row.get("eval") or {}).values()} - {None}
+        if len(sizes) == 1:
+            ev["batch_size"] = sizes.pop()
+        lines.append(
+            f"| {_md_escape(_display(row['mix'], _is_baseline(row)))} | "
+            f"{'— (no fine-tuning)' if _is_baseline(row) else _md_escape(_ran_with_text(train.get('ran_with')))} | "
+            f"{'—' if _is_baseline(row) else _md_escape(_dropped_text(train))} | "
+            f"{_md_escape(_ran_with_text(ev if ev else None))} |")
+    return lines + [""]
+
+
+def _over_window_line(rows: list[dict], es: str) -> str | None:
+    """How many clips of an evaluation set were longer than the model's window (their audio
+    was cut to it, their transcript kept whole): one count when every model saw the same."""
+    counts = {}
+    for row in rows:
+        e = (row.get("eval") or {}).get(es)
+        if e is None or "truncated_audio" not in e:
+            continue
+        counts[row["mix"]] = (int(e["truncated_audio"]), int(e.get("n", 0)),
+                              e.get("window_seconds"))
+    if not counts:
+        return None
+    distinct = set(counts.values())
+    if len(distinct) == 1:
+        k, n, w = distinct.pop()
+        win = f"{float(w):g} s" if w else "30 s"
+        return (f"Clips longer than the model's {win} window (audio cut to it, transcript kept "
+                f"whole, so their words past the cut count as errors): {k} of {n}.")
+    return ("Clips longer than the model's window (audio cut, transcript kept): "
+            + "; ".join(f"{m} {k} of {n}" for m, (k, n, _) in counts.items()) + ".")
 
 
 # ---------------------------------------------------------------- plot

@@ -373,6 +373,7 @@ def test_export_space_runs_on_its_own(run, tmp_path, env):
     assert "| cv |" in card.text and "WER on cv/test" in card.text
     reqs = (space / "requirements.txt").read_text()
     assert "transformers>=" in reqs and "torch>=" in reqs and "soxr>=" in reqs
+    assert "num2words>=" in reqs  # sweaug/text.py, the normalized WER's normalizer
     cfg = json.loads((space / "sweaug_space.json").read_text())
     assert cfg["language"] == "sv" and cfg["task"] == "transcribe"
     assert [(m["name"], m["model"], m["local"]) for m in cfg["models"]] == [("cv", "models/cv",

@@ -125,7 +125,9 @@ def test_two_cpu_processes_train_disjoint_slices_and_rank0_reports(corpus, tmp_p
     ev = res["eval"]["local/test"]
     assert ev["n"] == N_TEST and 0.0 <= ev["wer"] and ev["wer_lo"] <= ev["wer"] <= ev["wer_hi"]
     # DDP in the Trainer's eyes (one RNG state per rank), files written once, by rank 0
-    ckpt = mix / "checkpoints" / f"checkpoint-{STEPS}"
+    (ckpt,) = (mix / "checkpoints").glob(f"*/checkpoint-{STEPS}")
+    assert {"sweaug_stream-rank0.json", "sweaug_stream-rank1.json"} <= {
+        f.name for f in ckpt.iterdir()}  # each rank's stream position
     assert {"rng_state_0.pth", "rng_state_1.pth"} <= {f.name for f in ckpt.iterdir()}
     assert len(list((mix / "tensorboard").iterdir())) == 1
     assert (mix / "model" / "model.safetensors").exists()

@@ -225,6 +225,48 @@ def test_evaluate_set_tiny_model(tiny):
     assert r1["hyps"] == r["hyps"]
 
 
+def test_evaluate_set_batches_by_duration(tiny):
+    """Batches hold clips of similar length (longest first within the sort window), every
+    per-clip result comes back in stream order, and the scores equal those of unsorted
+    batches; how it ran is recorded (device, dtype, batch, window, clips/s)."""
+    model, fe, tok = tiny
+    rng = np.random.default_rng(1)
+    lengths = [4000, 40000, 8000, 36000, 12000, 22000, 16000, 18000]  # 2 s window: 2 over
+    clips = [{"key": f"c{i}", "text": ["Hej.", "Åsa går hem nu.", "Tre.", "Det är bra."][i % 4],
+              "audio": (0.1 * rng.standard_normal(n)).astype(np.float32)}
+             for i, n in enumerate(lengths)]
+    seen = []
+    real_generate = model.generate
+
+    def spy(x, **kw):
+        seen.append(len(x))
+        return real_generate(x, **kw)
+
+    batches = list(ev._batches(iter(clips), 2, None, {}, sort_window=8))
+    assert [pos for pos, _ in batches] == [[1, 3], [5, 7], [6, 4], [2, 0]]
+    assert [len(c["audio"]) for _, b in batches for c in b] == sorted(lengths, reverse=True)
+    # a window of 4: sorted within each run of 4 consecutive clips only
+    assert [p for pos, _ in ev._batches(iter(clips), 2, None, {}, sort_window=4)
+            for p in pos] == [1, 3, 2, 0, 5, 7, 6, 4]
+    model.generate = spy
+    try:
+        r = ev.evaluate_set(model, tok, fe, clips, batch_size=2, max_new_tokens=5, bootstrap=50)
+    finally:
+        del model.generate
+    assert seen == [2, 2, 2, 2]
+    flat = ev.evaluate_set(model, tok, fe, clips, batch_size=2, max_new_tokens=5, bootstrap=50,
+                           sort_window=1)
+    assert r["keys"] == [c["key"] for c in clips] == flat["keys"]
+    assert r["refs"] == [c["text"] for c in clips]
+    assert r["hyps"] == flat["hyps"] and r["errors"] == flat["errors"]
+    assert r["wer"] == flat["wer"] and r["eval_loss"] == pytest.approx(flat["eval_loss"])
+    assert (r["sort_window"], flat["sort_window"], r["batch_size"]) == (32, 1, 2)
+    assert r["device"] == "cpu" and r["dtype"] == "float32" and r["window_seconds"] == 2.0
+    assert r["truncated_audio"] == 2 and r["clips_per_second"] > 0
+    with pytest.raises(ValueError, match="sort_window"):
+        ev.evaluate_set(model, tok, fe, clips, max_new_tokens=3, sort_window=0)
+
+
 def test_evaluate_set_cap_and_default_length(tiny):
     model, fe, tok = tiny
     r = ev.evaluate_set(model, tok, fe, iter(_clips(4)), batch_size=2, max_samples=3,
@@ -388,8 +430,14 @@ def test_training_text_ablate_description():
         "on_the_fly_augmentation": "recipes/augment/noisy.yaml"}}
     text = training_text(row)
     assert text.startswith("cv 300 samples 0.40 h (200 augmented); weights cv/train 50%")
-    assert "on-the-fly augmentation recipes/augment/noisy.yaml" in text
-    assert text.endswith("200 of 300 samples augmented")
+    # every streamed sample is augmented on the fly: never "0 of N samples augmented"
+    assert text.endswith("all 300 samples augmented on the fly (noisy.yaml), 200 of them "
+                         "pre-augmented on disk")
+    row["data"]["by_source"]["cv"]["augmented"] = 0
+    assert training_text(row).endswith("all 300 samples augmented on the fly (noisy.yaml)")
+    assert "0 of 300" not in training_text(row)
+    row["data"]["on_the_fly_augmentation"] = None
+    assert training_text(row).endswith("0 of 300 samples augmented")
     assert training_text({"mix": "baseline", "data": None}) == "none (no fine-tuning)"
 
 

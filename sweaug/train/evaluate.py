@@ -364,27 +364,42 @@ def shard_samples(shards: Iterable, text_field: str = "text") -> Iterator[dict]:
             yield {"key": key, "audio": decode_flac(files["flac"]), "text": meta[text_field]}
 
 
-def _batches(samples: Iterable[dict], size: int, cap: int | None, state: dict):
-    """Lists of at most ``size`` samples, at most ``cap`` samples in all; sets
-    ``state["capped"]`` when a sample beyond the cap exists (one extra sample is read)."""
-    batch = []
+def _batches(samples: Iterable[dict], size: int, cap: int | None, state: dict,
+             sort_window: int = 1):
+    """``(positions, batch)`` pairs: lists of at most ``size`` samples, at most ``cap`` samples
+    in all; sets ``state["capped"]`` when a sample beyond the cap exists (one extra sample is
+    read). With ``sort_window`` > 1, up to that many consecutive samples are read, ordered by
+    audio length (longest first, ties in stream order) and cut into batches, so a batch holds
+    clips of similar length: its decoder pass and ``generate`` run as long as its longest
+    transcript, not the set's. ``positions`` are the samples' indices in the stream, for the
+    caller to put the results back in stream order (the set, the cap and every score stay those
+    of the unsorted stream)."""
+    window: list[tuple[int, dict]] = []
+
+    def flush():
+        if sort_window > 1:
+            window.sort(key=lambda p: (-np.asarray(p[1]["audio"]).size, p[0]))
+        for i in range(0, len(window), size):
+            part = window[i:i + size]
+            yield [p[0] for p in part], [p[1] for p in part]
+        window.clear()
+
     for i, s in enumerate(samples):
         if cap is not None and i >= cap:
             state["capped"] = True
             break
-        batch.append(s)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+        window.append((i, s))
+        if len(window) >= max(size, sort_window):
+            yield from flush()
+    if window:
+        yield from flush()
 
 
 def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
                  language: str = "sv", task: str = "transcribe", batch_size: int = 8,
                  max_samples: int | None = None, max_new_tokens: int | None = None,
                  bootstrap: int = 1000, seed: int = 0, alpha: float = 0.05,
-                 total: int | None = None) -> dict:
+                 total: int | None = None, sort_window: int | None = None) -> dict:
     """Evaluate ``model`` on ``samples`` (dicts with ``key``, ``audio`` — mono float32 at 16 kHz
     — and ``text``; at most ``max_samples`` of them, in order).
 
@@ -399,6 +414,10 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
     ``skip_special_tokens=True``. The model runs on its own device, in eval mode, under
     ``torch.no_grad``; its training mode is restored afterwards.
 
+    Batches are made of clips of similar length (:func:`_batches`): ``sort_window`` consecutive
+    samples (default ``16 x batch_size``; 1 turns sorting off) are ordered by duration before
+    they are cut into batches, and every per-clip result is put back in stream order.
+
     ``bootstrap`` resamples (seeded with ``seed``) give the ``1 - alpha`` intervals; ``total``
     (optional) is the size of the whole set, recorded as ``n_total`` for the report (and fewer
     evaluated samples than ``total`` count as capped, e.g. when ``samples`` was cut already).
@@ -407,7 +426,10 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
     when capped without ``total``), ``keys``, ``refs``, ``hyps``, ``eval_loss``, ``tokens``,
     ``wer``/``wer_lo``/``wer_hi``
     (orthographic), ``nwer``/``nwer_lo``/``nwer_hi`` (normalized), per-utterance ``errors``,
-    ``words``, ``nerrors``, ``nwords`` (for paired comparisons), and bookkeeping.
+    ``words``, ``nerrors``, ``nwords`` (for paired comparisons), and bookkeeping: how it ran
+    (``device``, ``dtype``, ``batch_size``, ``sort_window``, ``window_seconds``), the clips
+    longer than that window (``truncated_audio``: their audio is cut, their transcript kept),
+    ``seconds`` and ``clips_per_second``.
     """
     import torch
 
@@ -417,6 +439,10 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples must be >= 1 or None, got {max_samples}")
+    if sort_window is None:
+        sort_window = 16 * batch_size
+    if sort_window < 1:
+        raise ValueError(f"sort_window must be >= 1, got {sort_window}")
     ids = check_generation_config(model, language, task)  # refuses before any audio is read
     _quiet_generate_logs()
     gen_kw = {"language": ids["language_token"][2:-2], "task": task}  # = generate_kwargs()
@@ -442,7 +468,7 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
 
-    keys, refs, hyps = [], [], []
+    done: dict[int, tuple[str, str, str]] = {}  # stream position -> (key, ref, hyp)
     loss_sum, tokens, trunc_audio, trunc_labels, audio_seconds = 0.0, 0, 0, 0, 0.0
     unreachable = 0
     state = {"capped": False}
@@ -451,7 +477,7 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
     t0 = time.perf_counter()
     try:
         with torch.no_grad():
-            for batch in _batches(samples, batch_size, max_samples, state):
+            for pos, batch in _batches(samples, batch_size, max_samples, state, sort_window):
                 feats = []
                 for s in batch:
                     if s.get("sample_rate", 16000) != 16000:
@@ -491,11 +517,16 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
                 out = model.generate(x, encoder_outputs=enc, max_new_tokens=max_new_tokens,
                                      **gen_kw)
                 seqs = out.sequences if hasattr(out, "sequences") else out
-                hyps += [h.strip() for h in tokenizer.batch_decode(seqs, skip_special_tokens=True)]
-                keys += [str(s.get("key", len(keys) + i)) for i, s in enumerate(batch)]
-                refs += [s["text"] for s in batch]
+                texts = tokenizer.batch_decode(seqs, skip_special_tokens=True)
+                for p, s, h in zip(pos, batch, texts):
+                    done[p] = (str(s.get("key", p)), s["text"], h.strip())
     finally:
         model.train(was_training)
+    seconds = time.perf_counter() - t0
+    order = sorted(done)
+    keys = [done[p][0] for p in order]
+    refs = [done[p][1] for p in order]
+    hyps = [done[p][2] for p in order]
     if not refs:
         raise EvaluationError("no samples to evaluate")
 
@@ -517,7 +548,11 @@ def evaluate_set(model, tokenizer, feature_extractor, samples: Iterable[dict],
         "errors": errors, "words": words,
         "truncated_audio": int(trunc_audio), "truncated_labels": int(trunc_labels),
         "audio_seconds": round(audio_seconds, 3), "max_new_tokens": max_new_tokens,
-        "seconds": round(time.perf_counter() - t0, 3),
+        "device": str(device), "dtype": str(dtype).replace("torch.", ""),
+        "batch_size": batch_size, "sort_window": sort_window,
+        "window_seconds": round(logmel.n_samples / 16000, 3),
+        "seconds": round(seconds, 3),
+        "clips_per_second": round(len(refs) / seconds, 3) if seconds > 0 else None,
     }
 
 

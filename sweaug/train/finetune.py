@@ -3,8 +3,13 @@
 (:func:`last_complete_checkpoint`: a checkpoint that a kill while saving left without its
 weights, optimizer or trainer state is deleted and the previous one used, logged).
 
-On a machine without CUDA the seed's fp16 and 8-bit AdamW (bitsandbytes) fall back to fp32
-and torch AdamW, said once.
+What the device runs (precision, optimizer, attention, gradient checkpointing) is decided before
+training by ``device.plan_training``: on a machine without CUDA the seed's fp16 and 8-bit AdamW
+(bitsandbytes) fall back to fp32 and torch AdamW — said once, and recorded in the summary
+(``ran_with``) and in the model's hash. Checkpoints live under ``checkpoints/<hash>``, so a
+checkpoint is resumed only by a run of the same settings on the same kind of device. Resuming
+seeks the sample stream to where the checkpoint stopped (``mix.StreamProgress``) instead of
+replaying it.
 
 Several processes (DDP): every rank streams its own disjoint slice of the mix
 (``MixStream`` splits by (rank, DataLoader worker)). accelerate would otherwise either have
@@ -37,23 +42,27 @@ def _say_once(msg: str) -> None:
 
 
 def load_whisper(model: str, seconds: float, tiny: dict, seed: int, language: str, task: str,
-                 dropout: float | None = None):
+                 dropout: float | None = None, attention: str = "sdpa"):
     """(model, feature extractor, tokenizer) with language and task forced for generation.
 
     ``dropout`` (the recipe's ``training.dropout``; None: the model's own) is set in the config
     the model is *built* from: Whisper's layers copy ``config.dropout`` when they are made, so
     setting ``model.config.dropout`` afterwards (what many fine-tuning notebooks do, and what
-    sweaug did before) changes nothing."""
+    sweaug did before) changes nothing. ``attention``: the attention implementation asked for
+    (``sdpa``: torch's fused kernels; what the model got is ``config._attn_implementation``)."""
     from ..whisper import tiny_whisper
 
     if model == "tiny-random":
         m, fe, tok = tiny_whisper(seconds=seconds, seed=seed, dropout=dropout or 0.0, **tiny)
+        if m.config._attn_implementation != attention:
+            m.set_attn_implementation(attention)
     else:
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
         proc = WhisperProcessor.from_pretrained(model)
         m = WhisperForConditionalGeneration.from_pretrained(
-            model, **({} if dropout is None else {"dropout": dropout}))
+            model, attn_implementation=attention,
+            **({} if dropout is None else {"dropout": dropout}))
         fe, tok = proc.feature_extractor, proc.tokenizer
     tok.set_prefix_tokens(language=language, task=task)
     m.generation_config.language = language
@@ -66,54 +75,161 @@ def load_whisper(model: str, seconds: float, tiny: dict, seed: int, language: st
     return m, fe, tok
 
 
-def training_arguments(t: dict, out: Path, seed: int):
+def training_arguments(t: dict, out: Path, seed: int, plan: dict | None = None):
+    """The Trainer's arguments for settings ``t``, as ``plan`` (:func:`~.device.plan_training`,
+    made for this machine when not given) says the device runs them; checkpoints go to
+    ``out``. The Trainer never fast-forwards the data on resume (``ignore_data_skip``):
+    :class:`~.mix.MixStream` seeks itself."""
+    import inspect
+
     import torch
     from transformers import Seq2SeqTrainingArguments
 
-    import inspect
+    from .device import plan_training
 
-    cuda = torch.cuda.is_available()
-    accel = torch.accelerator.is_available() if hasattr(torch, "accelerator") else cuda
+    if plan is None:
+        plan, problems = plan_training(t)
+        if problems:
+            raise RuntimeError("; ".join(problems))
+    for f in plan["fallbacks"]:
+        _say_once(f"training fallback on this machine: {f}")
+    accel = torch.accelerator.is_available() if hasattr(torch, "accelerator") \
+        else torch.cuda.is_available()
+    cuda = plan["device"] == "cuda"
     params = inspect.signature(Seq2SeqTrainingArguments.__init__).parameters
     ckpt = "activation_checkpointing" if "activation_checkpointing" in params \
         else "gradient_checkpointing"  # renamed in transformers 5
-    fp16, optim = bool(t["fp16"]), t["optim"]
-    if not cuda and fp16:
-        _say_once("no CUDA: training in fp32 instead of fp16")
-        fp16 = False
-    if not cuda and ("bnb" in optim or "8bit" in optim):
-        _say_once(f"no CUDA: training with torch AdamW instead of {optim} (bitsandbytes)")
-        optim = "adamw_torch"
+    ckpt_kw = {}
+    if plan["gradient_checkpointing"]:  # explicit: the default changed across versions
+        ckpt_kw[ckpt + "_kwargs"] = {"use_reentrant": bool(plan["checkpointing_reentrant"])}
     return Seq2SeqTrainingArguments(
-        output_dir=str(out / "checkpoints"),
+        output_dir=str(out),
         per_device_train_batch_size=t["per_device_train_batch_size"],
         gradient_accumulation_steps=t["gradient_accumulation_steps"],
         learning_rate=float(t["learning_rate"]), lr_scheduler_type=t["lr_scheduler_type"],
         warmup_steps=t["warmup_steps"], max_steps=t["max_steps"], weight_decay=t["weight_decay"],
-        fp16=fp16, optim=optim, dataloader_pin_memory=cuda,
-        **{ckpt: bool(t["gradient_checkpointing"]) and cuda},
-        logging_steps=t["logging_steps"], save_steps=t["save_steps"], save_total_limit=2,
+        fp16=plan["precision"] == "fp16", bf16=plan["precision"] == "bf16",
+        optim=plan["optimizer"], dataloader_pin_memory=cuda,
+        **{ckpt: plan["gradient_checkpointing"]}, **ckpt_kw,
+        logging_steps=t["logging_steps"], save_steps=t["save_steps"],
+        save_total_limit=CHECKPOINTS_KEPT, ignore_data_skip=True,
         report_to="none", seed=seed, data_seed=seed,  # TensorBoard: our callback, own folder
         dataloader_num_workers=t["dataloader_num_workers"], remove_unused_columns=False,
         label_names=["labels"], eval_strategy="no", disable_tqdm=True,
         accelerator_config={"dispatch_batches": False},
-        use_cpu=not accel,  # several CPU processes: DDP over gloo (accelerate's MULTI_CPU)
+        # several CPU processes: DDP over gloo (accelerate's MULTI_CPU)
+        use_cpu=not accel or not cuda,
     )
 
 
-def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
-    """Train one mix; returns the training summary (losses by step). The fine-tuned model is
-    saved to ``out/model``."""
+def _lora_inputs_require_grad(model) -> None:
+    """With gradient checkpointing, a checkpointed block whose inputs do not require grad
+    gives its parameters no gradient under *reentrant* checkpointing — and with LoRA every
+    input does not (the embeddings and the encoder's convolutions are frozen). transformers'
+    ``enable_input_require_grads`` makes the decoder's input embeddings require grad; the
+    encoder's input is the output of its convolutions, so the same is done there. Harmless
+    under non-reentrant checkpointing (tested with both, tests/test_train_gpu_path.py)."""
+    model.enable_input_require_grads()
+    encoder = model.get_encoder()
+    encoder.conv2.register_forward_hook(lambda module, inputs, output: output.requires_grad_(True))
+
+
+def apply_spec_augment(model, t: dict) -> dict | None:
+    """Set Whisper's SpecAugment (``apply_spec_augment``, ``mask_time_prob``, ...) from the
+    training settings on the model's config, which its encoder reads at every training forward
+    (never in eval mode); returns what was set (None: off)."""
+    from ..ablate_recipe import SPEC_AUGMENT_KEYS
+
+    given = {k: t[k] for k in SPEC_AUGMENT_KEYS if t.get(k) is not None}
+    if not given:
+        return None
+    for k, v in given.items():
+        setattr(model.config, k, v)
+    if not model.config.apply_spec_augment:
+        return None
+    return {k: getattr(model.config, k) for k in SPEC_AUGMENT_KEYS}
+
+
+def _settings_diff(old: dict, new: dict, limit: int = 6) -> str:
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in (d or {}).items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    a, b = flat(old), flat(new)
+    for k in ("recipe_hash",):  # it differs whenever anything does: say what
+        a.pop(k, None), b.pop(k, None)
+    diffs = [f"{k} {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}"
+             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    more = f", and {len(diffs) - limit} more" if len(diffs) > limit else ""
+    return ", ".join(diffs[:limit]) + more if diffs else "settings not recorded"
+
+
+def checkpoint_folder(out: Path, run_hash: str, settings: dict, name: str, main: bool) -> Path:
+    """``out/checkpoints/<run_hash>``: the checkpoints of these settings. Checkpoints of other
+    settings (another hash; or an older sweaug's ``checkpoints/checkpoint-N``, which recorded
+    none) are never resumed — a changed recipe trains from the start — and are kept; what
+    differs is logged. ``settings.json`` in the folder says what the hash stands for."""
+    import json
+
+    from ..shards import atomic_write_bytes
+
+    root = out / "checkpoints"
+    folder = root / run_hash
+    if main and root.is_dir():
+        for other in sorted(p for p in root.iterdir() if p.is_dir() and p != folder):
+            if _CHECKPOINT.fullmatch(other.name):
+                log.warning("%s: %s is from an older sweaug that did not record its settings: "
+                            "not resumed (kept; delete it to free the space)", name, other)
+                continue
+            if not any(_CHECKPOINT.fullmatch(c.name) for c in other.iterdir()):
+                continue
+            try:
+                old = json.loads((other / "settings.json").read_text())
+            except (OSError, ValueError):
+                old = {}
+            log.warning("%s: the checkpoints in %s are of other settings (%s): not resumed, "
+                        "training these settings from the start (the others are kept)",
+                        name, other, _settings_diff(old, settings))
+    if main:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(folder / "settings.json",
+                           json.dumps(settings, indent=1, sort_keys=True, default=str).encode())
+    return folder
+
+
+def train_mix(recipe, mix, sets: dict, out: Path, plan: dict | None = None,
+              run_hash: str | None = None) -> dict:
+    """Train one mix; returns the training summary (losses by step, what the device ran with,
+    throughput, dropped samples). The fine-tuned model is saved to ``out/model``; checkpoints
+    to ``out/checkpoints/<run_hash>`` (:func:`checkpoint_folder`)."""
+    import time
+
     from torch.utils.tensorboard import SummaryWriter
     from transformers import TrainerCallback
     from transformers.integrations import TensorBoardCallback
 
+    from .device import ATTENTION, plan_training, run_key
     from .features import LogMel
-    from .mix import MixStream, SpeechCollator
+    from .mix import MixStream, SpeechCollator, StreamProgress
 
     t = mix.training
+    if plan is None:
+        plan, problems = plan_training(t, lora=bool(mix.lora))
+        if problems:
+            raise RuntimeError("; ".join(problems))
+    run_hash = run_hash or run_key(recipe.mix_hash(mix), plan)
     model, fe, tok = load_whisper(recipe.model, t["seconds"], recipe.tiny, recipe.seed,
-                                  recipe.language, recipe.task, dropout=t["dropout"])
+                                  recipe.language, recipe.task, dropout=t["dropout"],
+                                  attention=plan["attention"])
+    attention = model.config._attn_implementation
+    if attention != ATTENTION:
+        raise RuntimeError(f"{mix.name}: the model runs {attention} attention, not {ATTENTION}")
+    spec = apply_spec_augment(model, t)
     # Whisper's forward takes **kwargs, so the Trainer assumes its loss is a sum normalized by
     # `num_items_in_batch`; it is a plain mean. Left so, the Trainer would not divide it by the
     # gradient accumulation steps and would multiply it by the number of DDP processes (loss
@@ -132,6 +248,8 @@ def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
     if mix.lora:
         from peft import LoraConfig, get_peft_model
 
+        if plan["gradient_checkpointing"]:
+            _lora_inputs_require_grad(base)
         model = get_peft_model(model, LoraConfig(
             r=mix.lora.get("r", 32), lora_alpha=mix.lora.get("alpha", 64),
             lora_dropout=mix.lora.get("dropout", 0.05),
@@ -141,11 +259,29 @@ def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
         from ..augment import Augmenter, load_recipe
         augmenter = Augmenter(load_recipe(Path(mix.augment)), recipe.seed)
     out.mkdir(parents=True, exist_ok=True)
-    args = training_arguments(t, out, recipe.seed)  # sets up the process group under torchrun
+    settings = {"recipe_hash": recipe.mix_hash(mix), "model": recipe.model, "tiny": recipe.tiny,
+                "seed": recipe.seed, "data": mix.data, "augment": mix.augment, "lora": mix.lora,
+                "training": t, "ran_with": {k: v for k, v in plan.items()
+                                            if k not in ("device_name", "fallbacks")}}
+    rank = int(__import__("os").environ.get("RANK", 0))
+    folder = checkpoint_folder(out, run_hash, settings, mix.name, rank == 0)
+    args = training_arguments(t, folder, recipe.seed, plan)  # the process group under torchrun
     main, world = args.process_index == 0, args.world_size
+    workers = max(1, t["dataloader_num_workers"])
+    last = last_complete_checkpoint(folder, remove=main, name=mix.name)
+    progress = StreamProgress(args.process_index, world * workers, workers, world)
+    if last:
+        progress = StreamProgress.load(last, args.process_index, world * workers, workers, world)
+        if main:
+            log.warning("%s: resuming from %s (the stream seeks to %d samples per rank, none "
+                        "replayed)", mix.name, last, progress.samples())
+    window = int(getattr(fe, "n_samples", 0)) or None
+    max_labels = int(model.config.max_target_positions)
     stream = MixStream([(sets[s].shards, w) for s, w in mix.data.items()], tok, LogMel(fe),
                        recipe.seed, augmenter, rank=args.process_index, world_size=world,
-                       shuffle_buffer=t["shuffle_buffer"])
+                       shuffle_buffer=t["shuffle_buffer"], max_audio_samples=window,
+                       max_label_tokens=max_labels, start=progress.state,
+                       worker_offset=progress.batches % workers)
     losses: list[tuple[int, float]] = []
 
     class Record(TrainerCallback):
@@ -162,11 +298,13 @@ def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
     trainer = _trainer_class(kept, model.config)(
         model=model, args=args, train_dataset=stream,
         data_collator=SpeechCollator(model.config.decoder_start_token_id), callbacks=callbacks)
-    last = last_complete_checkpoint(out / "checkpoints", remove=main, name=mix.name)
-    if last and main:
-        log.warning("%s: resuming from %s", mix.name, last)
+    trainer.sweaug_progress = progress
+    trainer.sweaug_resume_rng = str(last) if last else None
+    start_step = trainer_state_step(last) if last else 0
     last = str(last) if last else None
+    t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - t0
     if kept is not None:  # the saved model is a plain Whisper that never emits the others
         base.proj_out = full_head
         base.generation_config.suppress_tokens = suppressed(model.config.vocab_size, kept)
@@ -177,21 +315,47 @@ def train_mix(recipe, mix, sets: dict, out: Path) -> dict:
         tok.save_pretrained(str(out / "model"))
         fe.save_pretrained(str(out / "model"))
     trainer.accelerator.wait_for_everyone()  # the model is on disk before any rank goes on
+    timing = trainer.sweaug_timing
+    dropped = progress.dropped()
+    if main and any(dropped.values()):
+        log.warning("%s: dropped %d training sample(s) over the %.1f s window after augmentation "
+                    "and %d with labels over %d tokens (rank %d)", mix.name,
+                    dropped["over_window"], (window or 0) / 16000, dropped["over_max_labels"],
+                    max_labels, args.process_index)
     return {"steps": int(result.global_step), "train_loss": float(result.training_loss),
             "losses": losses, "resumed_from": Path(last).name if last else None,
-            "processes": world, "kept_tokens": len(kept) if kept is not None else None}
+            "processes": world, "kept_tokens": len(kept) if kept is not None else None,
+            "ran_with": {**plan, "attention": attention}, "spec_augment": spec,
+            "run_hash": run_hash,
+            "dropped": {**dropped, "window_seconds": (window or 0) / 16000,
+                        "max_label_tokens": max_labels, "rank": args.process_index},
+            "throughput": {"seconds": round(seconds, 3),
+                           "steps": int(result.global_step) - start_step,
+                           "samples": timing["samples"], "label_tokens": timing["label_tokens"],
+                           "loader_wait_seconds": round(timing["wait"], 3),
+                           "first_batch_seconds": round(timing["first_wait"] or 0.0, 3),
+                           "per_rank": True}}
+
+
+def trainer_state_step(folder) -> int:
+    import json
+
+    return int(json.loads((Path(folder) / "trainer_state.json").read_text())["global_step"])
 
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 # what a checkpoint needs to resume from, besides the model weights; the Trainer writes them in
 # this order after the weights, trainer_state.json last (then it rotates old checkpoints out)
-_RESUME_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
+_RESUME_FILES = ("sweaug_stream-rank0.json", "optimizer.pt", "scheduler.pt",
+                 "trainer_state.json")
+CHECKPOINTS_KEPT = 2  # save_total_limit (device.checkpoint_bytes counts the disk with it)
 
 
 def checkpoint_problem(folder: Path) -> str | None:
     """Why a Trainer checkpoint folder cannot be resumed from (None: it is complete): model
     weights (``model.safetensors``, ``pytorch_model.bin``, a PEFT adapter, or a sharded index
-    whose every shard is there), ``optimizer.pt``, ``scheduler.pt`` and a readable
+    whose every shard is there), the stream's position (``sweaug_stream-rank0.json``, written
+    first), ``optimizer.pt``, ``scheduler.pt`` and a readable
     ``trainer_state.json`` of the folder's own step. A process killed while the Trainer saves
     (it writes the configs, the weights, the optimizer, then the state) leaves one without."""
     import json
@@ -262,6 +426,48 @@ def _trainer_class(kept: list[int] | None = None, config=None):
         index = index_of(config.vocab_size, kept)
 
     class _Trainer(Seq2SeqTrainer):
+        """Also: takes MixStream's positions out of every batch the loop consumes (into
+        ``sweaug_progress``, saved into each checkpoint before the Trainer's own files), and
+        times the loop's wait for batches (``sweaug_timing``). Resuming, it restores the
+        checkpoint's random states (dropout, SpecAugment) once the first batch is in: with
+        ``ignore_data_skip`` (the stream seeks itself) transformers would not, and the resumed
+        run would drift from the uninterrupted one."""
+        sweaug_progress = None
+        sweaug_resume_rng = None  # the checkpoint folder, until its RNG state is loaded
+
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.sweaug_timing = {"wait": 0.0, "first_wait": None, "samples": 0,
+                                  "label_tokens": 0}
+
+        def get_batch_samples(self, epoch_iterator, num_batches, device):
+            import time
+
+            t0 = time.perf_counter()
+            batches, n = super().get_batch_samples(epoch_iterator, num_batches, device)
+            wait = time.perf_counter() - t0
+            if self.sweaug_resume_rng is not None:  # what transformers' rng_to_sync does
+                self._load_rng_state(self.sweaug_resume_rng)
+                self.sweaug_resume_rng = None
+            timing = self.sweaug_timing
+            timing["wait"] += wait
+            if timing["first_wait"] is None:
+                timing["first_wait"] = wait
+            for b in batches:
+                info = b.pop("sweaug", None) or {}
+                if info.get("stream") and self.sweaug_progress is not None:
+                    self.sweaug_progress.consume(info["stream"])
+                timing["samples"] += int(info.get("samples", 0))
+                timing["label_tokens"] += int(info.get("label_tokens", 0))
+            return batches, n
+
+        def _save_checkpoint(self, model, trial):
+            if self.sweaug_progress is not None:
+                folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+                folder.mkdir(parents=True, exist_ok=True)
+                self.sweaug_progress.save(folder)
+            return super()._save_checkpoint(model, trial)
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if index is None:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
