@@ -454,7 +454,8 @@ def main(argv=None) -> int:
         else:
             build_s = build_sample(corpus, out / "cache", echo)
     recipe = out / f"{RECIPE_NAME}.yaml"
-    recipe.write_text(recipe_text(s, a.model), encoding="utf-8")
+    from sweaug.shards import atomic_write_bytes
+    atomic_write_bytes(recipe, recipe_text(s, a.model).encode("utf-8"))
     runs = out / "runs"
     mix_dir = runs / RECIPE_NAME / MIX
     if mix_dir.exists():  # this check's own earlier run: measure again, never skip as done
@@ -513,7 +514,7 @@ def main(argv=None) -> int:
         echo(f"probe: largest batch that fits: {report['probe']['largest_batch']}; "
              f"{report['probe']['advice']}")
     text = dumps(report)
-    (out / "gpu_check.json").write_text(text + "\n", encoding="utf-8")
+    atomic_write_bytes(out / "gpu_check.json", (text + "\n").encode("utf-8"))
     echo(f"== wrote {out / 'gpu_check.json'}")
     print(text, flush=True)
     if not report["ok"]:

@@ -324,7 +324,8 @@ def _dropped_text(train: dict | None) -> str:
     if not d:
         return "—"
     n_w, n_l = int(d.get("over_window", 0)), int(d.get("over_max_labels", 0))
-    if not n_w and not n_l:
+    n_a = int(d.get("augment_failed", 0))
+    if not n_w and not n_l and not n_a:
         return "none"
     parts = []
     if n_w:
@@ -332,6 +333,8 @@ def _dropped_text(train: dict | None) -> str:
                      f"after augmentation")
     if n_l:
         parts.append(f"{n_l} with more than {d.get('max_label_tokens', 448)} label tokens")
+    if n_a:
+        parts.append(f"{n_a} whose on-the-fly augmentation failed (clipping, NaN)")
     return ", ".join(parts)
 
 

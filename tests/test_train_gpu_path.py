@@ -173,7 +173,7 @@ def test_stream_drops_and_counts_samples_too_long(corpus, caplog):
         position, dropped = last[1], last[field]
         assert position - dropped == 20  # every item is either yielded or dropped
         assert dropped == sum(x > bound for x in lengths[:position]) > 0
-        assert last[5 - field] == 0  # the other reason counts nothing
+        assert last[5 - field] == 0 and last[4] == 0  # the other reasons count nothing
         want = [i for i in range(position) if lengths[i] <= bound]
         assert [x["stream"][1] - 1 for x in kept] == want  # exactly the short ones, in order
     logged = [r.getMessage() for r in caplog.records if "dropped:" in r.getMessage()]
@@ -181,6 +181,28 @@ def test_stream_drops_and_counts_samples_too_long(corpus, caplog):
     assert sum("after augmentation is longer than the model's window" in m for m in logged) == 3
     with pytest.raises(ValueError, match="were all dropped"):
         next(iter(_stream(corpus, max_audio_samples=10)))
+
+
+def test_a_failed_augmentation_draw_drops_the_sample_not_the_run(corpus, caplog):
+    """An on-the-fly draw that clips (AugmentError) drops that sample for that pass, counted as
+    augment_failed, like `sweaug augment` — it used to end the training run mid-way."""
+    import itertools
+
+    from sweaug.augment import AugmentError
+
+    calls = []
+
+    def augmenter(audio, sr, key, epoch):
+        calls.append(key)
+        if len(calls) % 3 == 0:
+            raise AugmentError("augment_clipping", "0.15% of samples beyond full scale")
+        return audio, []
+
+    kept = list(itertools.islice(iter(_stream(corpus, augmenter=augmenter)), 20))
+    last = kept[-1]["stream"]
+    assert last[4] == len(calls) // 3 and last[1] - last[4] == 20
+    assert any("augmentation failed (augment_clipping: 0.15%" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_seek_equals_the_fresh_stream_and_reads_no_audio(corpus, monkeypatch):

@@ -318,10 +318,11 @@ def train_mix(recipe, mix, sets: dict, out: Path, plan: dict | None = None,
     timing = trainer.sweaug_timing
     dropped = progress.dropped()
     if main and any(dropped.values()):
-        log.warning("%s: dropped %d training sample(s) over the %.1f s window after augmentation "
-                    "and %d with labels over %d tokens (rank %d)", mix.name,
-                    dropped["over_window"], (window or 0) / 16000, dropped["over_max_labels"],
-                    max_labels, args.process_index)
+        log.warning("%s: dropped %d training sample(s) over the %.1f s window after augmentation, "
+                    "%d with labels over %d tokens and %d whose augmentation failed (rank %d)",
+                    mix.name, dropped["over_window"], (window or 0) / 16000,
+                    dropped["over_max_labels"], max_labels, dropped["augment_failed"],
+                    args.process_index)
     return {"steps": int(result.global_step), "train_loss": float(result.training_loss),
             "losses": losses, "resumed_from": Path(last).name if last else None,
             "processes": world, "kept_tokens": len(kept) if kept is not None else None,

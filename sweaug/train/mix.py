@@ -121,7 +121,7 @@ def read_members(path: str | Path, key: str, members: dict[str, tuple[int, int]]
 
 
 #: why a training sample is dropped (counted per slot, reported in results.json and the report)
-DROP_REASONS = ("over_window", "over_max_labels")
+DROP_REASONS = ("over_window", "over_max_labels", "augment_failed")
 #: how many drops of each reason a slot logs by key before it only counts them
 LOGGED_DROPS = 3
 
@@ -135,7 +135,10 @@ class MixStream(IterableDataset):
     longer, or whose labels (without the decoder-start token the collator drops) are longer, is
     dropped — not cut, which would train the model to emit a transcript for audio it never
     heard, or a transcript without its end token — counted per reason (:data:`DROP_REASONS`)
-    and the first few logged by key. The labels are checked before the audio is decoded.
+    and the first few logged by key. The labels are checked before the audio is decoded. A draw
+    of the on-the-fly augmentation that fails (``AugmentError``: clipping, NaN) drops the
+    sample for that pass, counted as ``augment_failed`` — as ``sweaug augment`` drops it —
+    instead of ending the training run.
 
     ``start`` resumes the stream: ``{slot: {"position": q, "dropped": {reason: n}}}`` (what
     :class:`StreamProgress` recorded in a checkpoint). A slot's stream is a pure function of
@@ -205,7 +208,11 @@ class MixStream(IterableDataset):
             return "over_max_labels"
         audio = decode_flac(files["flac"])
         if self.augmenter is not None:
-            audio, _ = self.augmenter(audio, 16000, key, pass_no)
+            from ..augment import AugmentError
+            try:
+                audio, _ = self.augmenter(audio, 16000, key, pass_no)
+            except AugmentError as e:  # e.g. a draw that clips: `sweaug augment` drops it too
+                return "augment_failed", f"{e.reason}: {e.detail}"
         if self.max_audio_samples is not None and len(audio) > self.max_audio_samples:
             return "over_window"
         return {"input_features": torch.from_numpy(self.features(audio)), "labels": labels}
@@ -237,6 +244,9 @@ class MixStream(IterableDataset):
                 if trace is not None:
                     trace.write(f"{i}\t{pass_no}\t{key}\n")
                 sample = self._prepare(pass_no, key, ref)
+                detail = ""
+                if isinstance(sample, tuple):
+                    sample, detail = sample
                 if isinstance(sample, str):
                     dropped[sample] += 1
                     run += 1
@@ -248,8 +258,9 @@ class MixStream(IterableDataset):
                             f"fits the model's window and max_target_positions")
                     if logged[sample] < LOGGED_DROPS:
                         logged[sample] += 1
-                        log.warning("training sample %s (%s) dropped: %s%s", key, ref[0],
-                                    _DROP_WORDS[sample],
+                        log.warning("training sample %s (%s, pass %d) dropped: %s%s%s", key,
+                                    ref[0], pass_no, _DROP_WORDS[sample],
+                                    f" ({detail})" if detail else "",
                                     "; further drops are counted, not logged"
                                     if logged[sample] == LOGGED_DROPS else "")
                     continue
@@ -264,7 +275,8 @@ class MixStream(IterableDataset):
 MAX_CONSECUTIVE_DROPS = 1000
 
 _DROP_WORDS = {"over_window": "its audio after augmentation is longer than the model's window",
-               "over_max_labels": "its labels are longer than the decoder's max_target_positions"}
+               "over_max_labels": "its labels are longer than the decoder's max_target_positions",
+               "augment_failed": "its on-the-fly augmentation failed"}
 
 
 class StreamProgress:
