@@ -313,7 +313,7 @@ def probe(s: dict, model_name: str, tiny: dict, echo) -> dict:
     second with the optimizer's state allocated) fits, by doubling from 2."""
     import torch
 
-    from sweaug.train.finetune import load_whisper
+    from sweaug.train.finetune import enable_checkpointing, load_whisper
 
     dev = "cuda" if s["cuda"] else "cpu"
     gc.collect()  # the trained and the evaluated model of run_recipe, if anything holds them
@@ -324,11 +324,7 @@ def probe(s: dict, model_name: str, tiny: dict, echo) -> dict:
     model, _, tok = load_whisper(model_name, 30.0, tiny, 42, "sv", "transcribe", dropout=0.1,
                                  attention="sdpa")
     model.config.use_cache = False
-    kw = {"use_reentrant": False}  # what training_arguments asks the Trainer for
-    if hasattr(model, "activation_checkpointing_enable"):  # transformers 5's name
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+    enable_checkpointing(model, reentrant=False)  # what training_arguments asks the Trainer for
     model.to(dev).train()
     frames = 2 * int(model.config.max_source_positions)
     n_labels = max(1, min(100, s["generation_max_length"] - 4,

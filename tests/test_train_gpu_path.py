@@ -5,6 +5,7 @@ trains under both kinds of gradient checkpointing, SpecAugment is a recipe key, 
 model ran with is recorded and hashed."""
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -156,8 +157,6 @@ def test_stream_drops_and_counts_samples_too_long(corpus, caplog):
     """Labels longer than max_label_tokens and audio longer than the window are dropped (not
     cut), counted per reason in every sample's ``stream`` tuple, the first 3 logged; a stream
     in which nothing fits raises instead of spinning forever."""
-    import itertools
-
     # the unfiltered stream: labels are 1 + len(text), features hold the audio length
     n = 60
     plain = list(itertools.islice(iter(_stream(corpus)), n))
@@ -186,8 +185,6 @@ def test_stream_drops_and_counts_samples_too_long(corpus, caplog):
 def test_a_failed_augmentation_draw_drops_the_sample_not_the_run(corpus, caplog):
     """An on-the-fly draw that clips (AugmentError) drops that sample for that pass, counted as
     augment_failed, like `sweaug augment` — it used to end the training run mid-way."""
-    import itertools
-
     from sweaug.augment import AugmentError
 
     calls = []
@@ -208,8 +205,6 @@ def test_a_failed_augmentation_draw_drops_the_sample_not_the_run(corpus, caplog)
 def test_seek_equals_the_fresh_stream_and_reads_no_audio(corpus, monkeypatch):
     """The stream resumed at position q yields what the fresh stream yields after q items
     (shuffle buffer, several passes), and decodes no audio for the q skipped."""
-    import itertools
-
     import sweaug.train.data as data
 
     fresh = list(itertools.islice(iter(_stream(corpus, shuffle_buffer=8)), 40))
@@ -236,12 +231,12 @@ def test_resumed_workers_take_their_turns_where_they_stopped(corpus):
     def loader(ds):
         return DataLoader(ds, batch_size=3, num_workers=2, collate_fn=SpeechCollator(7))
 
-    fresh = list(itertools_islice(loader(_stream(corpus, shuffle_buffer=4)), 5))
+    fresh = list(itertools.islice(loader(_stream(corpus, shuffle_buffer=4)), 5))
     progress = StreamProgress(0, 2, 2, 1)
     for b in fresh[:3]:
         progress.consume(b["sweaug"]["stream"])
     assert progress.batches == 3
-    resumed = list(itertools_islice(loader(_stream(corpus, shuffle_buffer=4,
+    resumed = list(itertools.islice(loader(_stream(corpus, shuffle_buffer=4,
                                                    start=progress.state,
                                                    worker_offset=progress.batches % 2)), 2))
     for a, b in zip(resumed, fresh[3:]):
@@ -250,12 +245,6 @@ def test_resumed_workers_take_their_turns_where_they_stopped(corpus):
     # without the offset, worker 0 would go first: another order (the test can fail)
     wrong = next(iter(loader(_stream(corpus, shuffle_buffer=4, start=progress.state))))
     assert wrong["sweaug"]["stream"] != fresh[3]["sweaug"]["stream"]
-
-
-def itertools_islice(it, n):
-    import itertools
-
-    return itertools.islice(iter(it), n)
 
 
 # ---------------------------------------------------------------- the preflight
@@ -360,7 +349,8 @@ def test_lora_with_gradient_checkpointing_trains_encoder_and_decoder(reentrant):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from sweaug.train.finetune import _lora_inputs_require_grad, load_whisper
+    from sweaug.train.finetune import (_lora_inputs_require_grad, enable_checkpointing,
+                                       load_whisper)
 
     def grads(hook: bool) -> dict[str, float]:
         model, _, _ = load_whisper("tiny-random", 1.0, {"d_model": 64, "layers": 2, "heads": 2},
@@ -370,11 +360,7 @@ def test_lora_with_gradient_checkpointing_trains_encoder_and_decoder(reentrant):
         model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8,
                                                  target_modules=["q_proj", "v_proj"]))
         model.config.use_cache = False
-        kw = {"use_reentrant": reentrant}
-        if hasattr(model, "activation_checkpointing_enable"):
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+        enable_checkpointing(model, reentrant)
         model.train()
         x = torch.randn(2, 80, 100)
         labels = torch.randint(0, 1000, (2, 6))

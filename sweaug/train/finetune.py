@@ -122,6 +122,18 @@ def training_arguments(t: dict, out: Path, seed: int, plan: dict | None = None):
     )
 
 
+def enable_checkpointing(model, reentrant: bool = False) -> None:
+    """Activation (gradient) checkpointing on ``model`` as the Trainer turns it on for
+    ``training_arguments``: ``use_reentrant`` explicit (its default changed across releases),
+    through transformers 5's ``activation_checkpointing_enable`` where it exists (for the
+    batch probe of benchmarks/gpu_check.py and the tests, which build no Trainer)."""
+    kw = {"use_reentrant": bool(reentrant)}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+
+
 def _lora_inputs_require_grad(model) -> None:
     """With gradient checkpointing, a checkpointed block whose inputs do not require grad
     gives its parameters no gradient under *reentrant* checkpointing — and with LoRA every
@@ -161,8 +173,8 @@ def _settings_diff(old: dict, new: dict, limit: int = 6) -> str:
         return out
 
     a, b = flat(old), flat(new)
-    for k in ("recipe_hash",):  # it differs whenever anything does: say what
-        a.pop(k, None), b.pop(k, None)
+    a.pop("recipe_hash", None)  # it differs whenever anything does: say what
+    b.pop("recipe_hash", None)
     diffs = [f"{k} {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}"
              for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     more = f", and {len(diffs) - limit} more" if len(diffs) > limit else ""
