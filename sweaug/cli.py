@@ -97,11 +97,14 @@ def main(verbose: bool) -> None:
 @click.option("--shard-samples", type=int, default=1000, show_default=True,
               help="Max samples per shard; also the unit of work for loose files.")
 @click.option("--shard-mb", type=int, default=512, show_default=True, help="Max MiB per shard.")
-@click.option("--min-duration", type=float, default=0.5, show_default=True)
-@click.option("--max-duration", type=float, default=30.0, show_default=True)
+@click.option("--min-duration", type=float, default=0.5, show_default=True,
+              help="Min clip seconds (training splits; shorter clips are skipped, counted).")
+@click.option("--max-duration", type=float, default=30.0, show_default=True,
+              help="Max clip seconds (training splits): Whisper's window is 30 s.")
 @click.option("--min-cps", type=float, default=1.0, show_default=True,
               help="Min characters per second (training splits).")
-@click.option("--max-cps", type=float, default=25.0, show_default=True)
+@click.option("--max-cps", type=float, default=25.0, show_default=True,
+              help="Max characters per second (training splits).")
 @click.option("--max-clip-fraction", type=float, default=0.01, show_default=True,
               help="Max share of samples at full scale (training splits).")
 @click.option("--cache-dir", type=click.Path(path_type=Path),
@@ -194,12 +197,15 @@ class _HoursBar:
               help="Noise folder for ${noise_dir} (default: the bundled sample's noise).")
 @click.option("--rir-dir", type=click.Path(path_type=Path),
               help="Impulse responses for ${rir_dir} (default: the bundled sample's).")
-@click.option("--workers", type=int, default=1, show_default=True)
-@click.option("--shard-samples", type=int, default=2000, show_default=True)
-@click.option("--shard-mb", type=int, default=512, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Worker processes; the output is byte-identical for any count.")
+@click.option("--shard-samples", type=int, default=2000, show_default=True,
+              help="Max samples per output shard.")
+@click.option("--shard-mb", type=int, default=512, show_default=True,
+              help="Max MiB per output shard.")
 @click.option("--cache-dir", type=click.Path(path_type=Path),
               help="Where prepared noise/RIR folders are cached (default ~/.cache/sweaug).")
-@click.option("--no-progress", is_flag=True)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
 def augment(folder, recipe, copies, seed, out, splits, noise_dir, rir_dir, workers,
             shard_samples, shard_mb, cache_dir, no_progress):
     """Write augmented copies of a shard folder (e.g. corpus/cv) with a recipe."""
