@@ -211,8 +211,14 @@ def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
         if m.get("lora") is not None:
             _check(m["lora"], LORA_KEYS, f"mixes[{i}].lora.", path, _lines(_child(mnode, "lora")))
         augment = m.get("augment")
-        if augment:  # relative to the recipe file, like every path in a recipe
-            augment = str((path.parent / Path(augment).expanduser()).resolve())
+        if augment:  # relative to the recipe file, like every path in a recipe, or a bundled
+            # augmentation recipe's name (`sweaug recipes`)
+            from .bundled import bundled
+
+            file = (path.parent / Path(augment).expanduser()).resolve()
+            if not file.exists() and augment in bundled("augment"):
+                file = bundled("augment")[augment]
+            augment = str(file)
         mixes.append(Mix(name, {k: float(v) for k, v in weights.items()}, augment,
                          m.get("lora"), training))
     ref = data.get("reference")

@@ -186,8 +186,9 @@ class _HoursBar:
 
 @main.command()
 @click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--recipe", type=click.Path(path_type=Path), required=True,
-              help="An augmentation recipe, e.g. recipes/augment/default.yaml.")
+@click.option("--recipe", required=True,
+              help="An augmentation recipe: a file, or a bundled recipe's name (default, noisy, "
+                   "telephone; `sweaug recipes` lists them).")
 @click.option("--copies", type=int, default=1, show_default=True,
               help="Augmented copies of every sample (originals are not repeated).")
 @click.option("--seed", type=int, required=True, help="Global seed: same seed, same bytes.")
@@ -216,8 +217,9 @@ def augment(folder, recipe, copies, seed, out, splits, noise_dir, rir_dir, worke
     if workers < 1:
         _fail("--workers must be at least 1")
     _check_shard_flags(shard_samples, shard_mb)
+    from .bundled import resolve
     try:
-        rec = load_recipe(recipe, noise_dir=noise_dir, rir_dir=rir_dir)
+        rec = load_recipe(resolve(recipe, "augment"), noise_dir=noise_dir, rir_dir=rir_dir)
         bar = None if no_progress else _HoursBar(unit="copies", scale=1)
         try:
             manifest = augment_corpus(
@@ -233,6 +235,21 @@ def augment(folder, recipe, copies, seed, out, splits, noise_dir, rir_dir, worke
     from .manifest import format_table
     click.echo(format_table(manifest))
     click.echo(f"\nwrote {out}/manifest.json")
+
+
+@main.command()
+def recipes():
+    """List the bundled recipes (usable by name: `sweaug augment --recipe NAME`, `sweaug ablate
+    NAME`)."""
+    from .bundled import KINDS, bundled, description
+
+    for kind in KINDS:
+        click.echo(f"{kind}:")
+        for name, path in bundled(kind).items():
+            click.echo(f"  {name:<12} {description(path)}")
+        click.echo()
+    click.echo("Copy one to change it: the file paths are under "
+               f"{next(iter(bundled('augment').values())).parent.parent}")
 
 
 # the modules of the extras that ablate, demo and app need (pyproject.toml)
@@ -264,7 +281,7 @@ def _need_extra(command: str, extra: str, error: ModuleNotFoundError | None = No
 
 
 @main.command()
-@click.argument("recipe", type=click.Path(path_type=Path))
+@click.argument("recipe")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="Runs folder: results land in <out>/<recipe name>/.")
 @click.option("--corpus", type=click.Path(path_type=Path),
@@ -283,14 +300,16 @@ def _need_extra(command: str, extra: str, error: ModuleNotFoundError | None = No
 def ablate(recipe, out, corpus, dry_run, mixes, device):
     """Fine-tune Whisper on each data mix of a recipe and report WER with confidence intervals.
 
+    RECIPE is a file or a bundled recipe's name (seed-table, data-mixes; `sweaug recipes`).
     Runs unchanged under `torchrun` / `accelerate launch` (one mix on several GPUs)."""
     from .ablate import run_recipe
+    from .bundled import resolve
     from .records import ConfigError, SourceError
 
     if not dry_run:
         _need_extra("ablate", "train")
     try:
-        run_recipe(recipe, out, corpus=corpus, dry_run=dry_run, only=list(mixes) or None,
+        run_recipe(resolve(recipe, "ablation"), out, corpus=corpus, dry_run=dry_run, only=list(mixes) or None,
                    echo=click.echo, device=device)
     except (ConfigError, SourceError) as e:
         _fail(str(e))

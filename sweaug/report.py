@@ -19,6 +19,27 @@ entries carry per-utterance ``errors``/``words`` (``nerrors``/``nwords``) and ``
 utterances are matched by key — or taken from ``diff``/``diff_lo``/``diff_hi`` (``ndiff``...)
 when given. WER is written as a fraction in ``results.csv`` and in percent in ``report.md``.
 
+Paired differences (Δ) are taken between trained mixes only: the untrained baseline's WER (the
+demo's ~780 %) is no yardstick, so it never is the reference and its rows never get a Δ. When
+the reference is unset or names the baseline, the first trained mix is the reference (the
+report says so); with fewer than two trained mixes there is no Δ (report.md drops the Δ
+columns and says why; results.csv keeps its columns, empty).
+
+``results.csv``, one line per (model, evaluation set), models in report order (baseline first):
+
+* ``mix``, ``baseline`` (true: no fine-tuning), ``reference`` (the trained mix the Δ columns
+  are taken against, the same on every line; empty when there is no Δ), ``training`` (what
+  :func:`training_text` says), ``eval_set``;
+* ``n`` (utterances evaluated; empty: the model was not evaluated on that set), ``n_total``,
+  ``capped`` (true: ``max_samples`` cut the set to its first ``n``), ``eval_loss``;
+* ``wer``, ``wer_lo``, ``wer_hi`` and ``nwer``, ``nwer_lo``, ``nwer_hi``: WER and normalized
+  WER as fractions with their bootstrap interval;
+* ``n_paired`` (utterances matched with the reference), ``diff``, ``diff_lo``, ``diff_hi``
+  (this model's WER minus the reference's, paired bootstrap interval), ``p_better`` (share of
+  resamples where this model made fewer errors), ``verdict`` (better / worse / no significant
+  difference), and ``ndiff`` ... ``nverdict`` the same for normalized WER: empty on the
+  reference's and the baseline's lines and when there is no reference.
+
 ``missing`` names models that a run expects but that have not finished (``sweaug report``
 merging cluster jobs): report.md lists them as *not finished*; results.csv and the plot hold the
 finished models only.
@@ -26,6 +47,11 @@ finished models only.
 Every file is written to a temporary name unique to the writer and renamed (jobs on several
 machines may write the same run folder); the same inputs give the same bytes (no dates
 anywhere; the PNG is drawn with Agg at a fixed size without a Software tag).
+
+``wer.png`` (:func:`wer_figure`) draws the trained mixes on a y-axis scaled to them and their
+intervals; the baseline is a dashed line when it falls near that range, and otherwise a
+labelled marker at the top edge ("baseline (untrained): 781.8 %") instead of a bar that would
+squash the others into the bottom.
 """
 from __future__ import annotations
 
@@ -105,6 +131,29 @@ def training_text(row: dict) -> str:
     return "; ".join(parts + [f"{aug} of {total} samples augmented"] + extra)
 
 
+def choose_reference(rows: list[dict], reference: str | None) -> tuple[str | None, str | None]:
+    """``(reference, why)``: the trained mix the paired differences are taken against, or None
+    when there are fewer than two trained mixes, and a sentence for the report when that is
+    not simply the ``reference`` asked for (None when it is). The untrained baseline is never
+    the reference: its WER (hundreds of percent on a model trained from scratch) makes every
+    difference against it a meaningless "+730 worse"."""
+    trained = [r["mix"] for r in rows if not _is_baseline(r)]
+    asked_baseline = reference is not None and reference not in trained
+    if len(trained) < 2:
+        if not trained:
+            return None, "No trained mix in this run: no paired differences (Δ)."
+        return None, (f"Only one trained mix (`{trained[0]}`): no Δ columns — paired "
+                      f"differences are taken between trained mixes only, never against the "
+                      f"untrained baseline.")
+    if reference is None:
+        return trained[0], (f"No reference mix named: Δ is taken against `{trained[0]}`, the "
+                            f"first trained mix (never against the untrained baseline).")
+    if asked_baseline:
+        return trained[0], (f"The reference `{reference}` is the untrained baseline: Δ is taken against `{trained[0]}`, the first "
+                            f"trained mix, instead; the baseline gets no Δ.")
+    return reference, None
+
+
 def _paired(entry: dict, ref: dict, prefix: str, bootstrap: int, seed: int, alpha: float):
     """(n_paired, diff, lo, hi, p_better) of entry vs ref for WER (prefix "") or normalized
     WER (prefix "n"), or None when it cannot be computed."""
@@ -154,7 +203,7 @@ def _table(rows: list[dict], reference: str | None, eval_sets: list[str], bootst
                 rec[c] = e.get(c, "")
             rec["capped"] = bool(e.get("capped", False))
             ref_e = (ref_row.get("eval") or {}).get(es) if ref_row is not None else None
-            if ref_e is not None and row is not ref_row:
+            if ref_e is not None and row is not ref_row and not _is_baseline(row):
                 for prefix in ("", "n"):
                     p = _paired(e, ref_e, prefix, bootstrap, seed, alpha)
                     if p is None:
@@ -215,7 +264,7 @@ def _md_escape(s: str) -> str:
 
 def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: str | None,
               eval_sets: list[str], notes: list[str], alpha: float, bootstrap: int,
-              has_baseline: bool, missing: list[str]) -> str:
+              has_baseline: bool, missing: list[str], why: str | None = None) -> str:
     level = f"{100 * (1 - alpha):g} %"
     language = task = None
     for row in rows:
@@ -232,8 +281,9 @@ def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: s
     lines += [f"WER in percent; {level} confidence intervals from {resamples} bootstrap "
               f"resamples of the evaluated utterances. {NORMALIZED_LINE} "
               + (f"Δ WER is the paired bootstrap difference against `{reference}` (negative = "
-                 f"fewer errors); *better*/*worse* when its {level} interval excludes 0."
-                 if reference else "No reference model: no paired differences."), ""]
+                 f"fewer errors); *better*/*worse* when its {level} interval excludes 0. Δ is "
+                 f"taken between trained mixes only: the untrained baseline gets none."
+                 if reference else "") + (f" {why}" if why else ""), ""]
 
     lines += ["## Models", "", "| Model | Training data |", "|---|---|"]
     if not has_baseline and BASELINE_NAME not in missing:
@@ -246,17 +296,27 @@ def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: s
     lines.append("")
     lines += _ran_lines(rows)
 
+    delta = reference is not None
+
+    def blank(name: str, why: str) -> str:  # a model without numbers on this set
+        return (f"| {name} | — | — | — | — | — | — | {why} | |" if delta
+                else f"| {name} | — | — | — | — | — | {why} |")
+
     for es in eval_sets:
-        lines += [f"## {es}", "",
-                  f"| Model | Eval Loss | Eval WER | {level} CI | Normalized WER | {level} CI "
-                  f"| n | Δ WER vs {reference or '—'} ({level} CI) | Δ normalized WER |",
-                  "|---|---:|---:|---|---:|---|---:|---|---|"]
+        lines += [f"## {es}", ""]
+        if delta:
+            lines += [f"| Model | Eval Loss | Eval WER | {level} CI | Normalized WER | {level} CI "
+                      f"| n | Δ WER vs {reference} ({level} CI) | Δ normalized WER |",
+                      "|---|---:|---:|---|---:|---|---:|---|---|"]
+        else:
+            lines += [f"| Model | Eval Loss | Eval WER | {level} CI | Normalized WER | {level} CI "
+                      f"| n |", "|---|---:|---:|---|---:|---|---:|"]
         if not has_baseline and BASELINE_NAME not in missing:
-            lines.append("| baseline | — | — | — | — | — | — | not evaluated | |")
+            lines.append(blank("baseline", "not evaluated"))
         for r in (r for r in records if r["eval_set"] == es):
             name = _md_escape(_display(r["mix"], r["baseline"]))
             if not r["evaluated"]:
-                lines.append(f"| {name} | — | — | — | — | — | — | not evaluated | |")
+                lines.append(blank(name, "not evaluated"))
                 continue
             sub = ""
             if r["capped"]:
@@ -267,9 +327,11 @@ def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: s
             cells = [loss + sub, _pct(r["wer"]) + sub, _ci(r["wer_lo"], r["wer_hi"]) + sub,
                      _pct(r["nwer"]) + sub, _ci(r["nwer_lo"], r["nwer_hi"]) + sub,
                      str(r["n"]) + (" (subset)" if r["capped"] else "")]
-            for prefix in ("", "n"):
+            for prefix in ("", "n") if delta else ():
                 if r["mix"] == reference:
                     cells.append("reference")
+                elif r["baseline"]:
+                    cells.append("")  # no Δ against or for the untrained model
                 elif r[f"{prefix}diff"] == "":
                     cells.append("—")
                 elif _undefined(r[f"{prefix}diff"]):
@@ -281,7 +343,7 @@ def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: s
                                  f" {r[f'{prefix}verdict']}".rstrip() + sub)
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         for m in missing:
-            lines.append(f"| {_md_escape(m)} | — | — | — | — | — | — | not finished | |")
+            lines.append(blank(_md_escape(m), "not finished"))
         lines.append("")
         over = _over_window_line(rows, es)
         if over:
@@ -386,36 +448,106 @@ def _over_window_line(rows: list[dict], es: str) -> str | None:
 # ---------------------------------------------------------------- plot
 
 
-def _png_bytes(records: list[dict], mixes: list[str], eval_sets: list[str], alpha: float) -> bytes:
-    """Grouped bars (one group per evaluation set, one bar per model) of WER and normalized WER
-    in percent, with the bootstrap intervals as error bars."""
+BASELINE_LABEL = "baseline (untrained)"
+# the baseline is drawn to scale (a dashed line) while it is at most this many times the trained
+# mixes' highest value (their CIs included); above, it would squash them: a labelled marker
+INSIDE_FACTOR = 1.5
+
+
+def _value(r: dict | None, key: str):
+    """(y, lo, hi) in percent of a record's WER (key "wer") or normalized WER ("nwer"), or
+    None; lo/hi None when not finite."""
+    if r is None or not r["evaluated"] or not _finite(r[key]):
+        return None
+    lo, hi = r[f"{key}_lo"], r[f"{key}_hi"]
+    return (100 * r[key], 100 * lo if _finite(lo) else None, 100 * hi if _finite(hi) else None)
+
+
+def plot_data(records: list[dict], mixes: list[str], eval_sets: list[str]) -> dict:
+    """What :func:`wer_figure` draws, per panel (``"wer"``, ``"nwer"``): ``bars`` (mix,
+    eval-set index, y, lo, hi in percent) of the trained mixes — or of the baseline when no
+    mix is trained —, ``baseline`` (eval-set index, y, lo, hi, ``"line"`` or ``"marker"``)
+    and ``ylim``: (0, top) scaled to the bars and their intervals, and to the baseline only
+    when it is drawn as a line."""
+    by = {(r["mix"], r["eval_set"]): r for r in records}
+    base_names = [m for m in mixes
+                  if any(r["baseline"] for r in records if r["mix"] == m)] or \
+        [m for m in mixes if m == BASELINE_NAME]
+    trained = [m for m in mixes if m not in base_names]
+    bar_mixes = trained or base_names
+    out = {"bar_mixes": bar_mixes, "baseline_bars": not trained}
+    for key in ("wer", "nwer"):
+        bars = []
+        for mix in bar_mixes:
+            for i, es in enumerate(eval_sets):
+                v = _value(by.get((mix, es)), key)
+                if v is not None:
+                    bars.append((mix, i) + v)
+        top = max([max(y, hi if hi is not None else y) for *_, y, lo, hi in bars], default=0.0)
+        baseline = []
+        if trained:
+            for mix in base_names:
+                for i, es in enumerate(eval_sets):
+                    v = _value(by.get((mix, es)), key)
+                    if v is not None:
+                        inside = bool(bars) and v[0] <= INSIDE_FACTOR * top
+                        baseline.append((i,) + v + ("line" if inside else "marker",))
+        data_top = max([top] + [y for _, y, _, _, mode in baseline if mode == "line"])
+        room = 1.3 if any(b[-1] == "marker" for b in baseline) else 1.12  # the marker's label
+        out[key] = {"bars": bars, "baseline": baseline,
+                    "ylim": (0.0, max(data_top * room, 1.0))}
+    return out
+
+
+def wer_figure(records: list[dict], mixes: list[str], eval_sets: list[str], alpha: float):
+    """The figure of ``wer.png``: grouped bars (one group per evaluation set, one bar per
+    trained mix) of WER and normalized WER in percent, with the bootstrap intervals as error
+    bars, on a y-axis scaled to the trained mixes (:func:`plot_data`). The untrained baseline
+    is a dashed line across its group when it is within that scale, otherwise a marker at the
+    top edge labelled with its value ("baseline (untrained): 781.8 %")."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg, without pyplot's state
     from matplotlib.figure import Figure
 
-    panel = max(5.0, 1.5 + 0.5 * len(eval_sets) * max(len(mixes), 1))
+    data = plot_data(records, mixes, eval_sets)
+    bar_mixes = data["bar_mixes"]
+    panel = max(5.0, 1.5 + 0.5 * len(eval_sets) * max(len(bar_mixes), 1))
     fig = Figure(figsize=(2 * panel, 4.5), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2, sharey=False)
-    width = 0.8 / max(len(mixes), 1)
+    width = 0.8 / max(len(bar_mixes), 1)
     colors = matplotlib.colormaps["tab10"]
-    by = {(r["mix"], r["eval_set"]): r for r in records}
     for ax, (key, title) in zip(axes, [("wer", "WER (orthographic)"),
                                        ("nwer", "Normalized WER")]):
-        for j, mix in enumerate(mixes):
+        d = data[key]
+        top = d["ylim"][1]
+        for j, mix in enumerate(bar_mixes):
             xs, ys, lo, hi = [], [], [], []
-            for i, es in enumerate(eval_sets):
-                r = by.get((mix, es))
-                if r is None or not r["evaluated"] or not _finite(r[key]):
-                    continue
-                y = 100 * r[key]
+            for _, i, y, l, h in (b for b in d["bars"] if b[0] == mix):
                 xs.append(i - 0.4 + width * (j + 0.5))
                 ys.append(y)
-                l, h = r[f"{key}_lo"], r[f"{key}_hi"]
-                lo.append(max(y - 100 * l, 0.0) if _finite(l) else 0.0)
-                hi.append(max(100 * h - y, 0.0) if _finite(h) else 0.0)
-            ax.bar(xs, ys, width=width * 0.95, yerr=[lo, hi], capsize=3, label=mix,
-                   color=colors(j % 10))
+                lo.append(max(y - l, 0.0) if l is not None else 0.0)
+                hi.append(max(h - y, 0.0) if h is not None else 0.0)
+            ax.bar(xs, ys, width=width * 0.95, yerr=[lo, hi], capsize=3,
+                   label=BASELINE_LABEL if data["baseline_bars"] else mix,
+                   color="dimgray" if data["baseline_bars"] else colors(j % 10))
+        labelled = False
+        for i, y, l, h, mode in d["baseline"]:
+            ci = f" [{l:.1f}, {h:.1f}]" if l is not None and h is not None else ""
+            if mode == "line":
+                ax.plot([i - 0.45, i + 0.45], [y, y], linestyle="--", color="dimgray",
+                        linewidth=1.4, label=None if labelled else BASELINE_LABEL)
+                labelled = True
+                ax.annotate(f"baseline {y:.1f} %", (i + 0.45, y), xytext=(0, 2),
+                            textcoords="offset points", ha="right", va="bottom",
+                            fontsize="x-small", color="dimgray")
+            else:  # far above the trained mixes: at the top edge, with its value
+                ax.plot([i], [top], marker="^", markersize=8, color="dimgray",
+                        clip_on=False, linestyle="none")
+                ax.annotate(f"{BASELINE_LABEL}: {y:.1f} %{ci}\n(off this scale)", (i, top),
+                            xytext=(0, -7), textcoords="offset points", ha="center",
+                            va="top", fontsize="x-small", color="dimgray")
+        ax.set_ylim(*d["ylim"])
         ax.set_xticks(range(len(eval_sets)))
         ax.set_xticklabels(eval_sets)
         ax.set_ylabel(f"{title} (%)")
@@ -424,6 +556,12 @@ def _png_bytes(records: list[dict], mixes: list[str], eval_sets: list[str], alph
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize="small")
     fig.tight_layout()
+    return fig
+
+
+def _png_bytes(records: list[dict], mixes: list[str], eval_sets: list[str], alpha: float) -> bytes:
+    """:func:`wer_figure` as PNG bytes: the same inputs give the same bytes."""
+    fig = wer_figure(records, mixes, eval_sets, alpha)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()
@@ -438,8 +576,8 @@ def write_report(run_dir: Path, rows: list[dict], reference: str | None, eval_se
     """Write ``report.md``, ``results.csv`` and ``wer.png`` into ``run_dir`` (atomically);
     return ``{"report.md": path, "results.csv": path, "wer.png": path}``.
 
-    ``reference`` names the model the paired differences are taken against; ``None`` means the
-    baseline row when there is one. The baseline (no fine-tuning) always appears in report.md:
+    ``reference`` names the trained mix the paired differences are taken against; ``None`` or
+    the baseline means the first trained mix (:func:`choose_reference`). The baseline (no fine-tuning) always appears in report.md:
     when no row is the baseline, a row says it was not evaluated. Rows and evaluation sets keep
     their order, except that the baseline comes first. ``missing``: models expected but not
     finished, listed as such in report.md.
@@ -453,13 +591,12 @@ def write_report(run_dir: Path, rows: list[dict], reference: str | None, eval_se
     missing = [m for m in missing if m not in names]
     rows = sorted(rows, key=lambda r: not _is_baseline(r))  # stable: baseline first
     has_baseline = any(_is_baseline(r) for r in rows)
-    if reference is None and has_baseline:
-        reference = next(r["mix"] for r in rows if _is_baseline(r))
     if reference is not None and reference not in names:
         raise ValueError(f"reference {reference!r} is not one of the rows ({', '.join(names)})")
+    reference, why = choose_reference(rows, reference)
     records = _table(rows, reference, list(eval_sets), bootstrap, seed, alpha)
     md = _markdown(run_dir, rows, records, reference, list(eval_sets), list(notes), alpha,
-                   bootstrap, has_baseline, missing)
+                   bootstrap, has_baseline, missing, why)
     png = _png_bytes(records, [r["mix"] for r in rows], list(eval_sets), alpha)
     paths = {"report.md": run_dir / "report.md", "results.csv": run_dir / "results.csv",
              "wer.png": run_dir / "wer.png"}

@@ -341,15 +341,16 @@ def test_write_report(tmp_path):
         ("cv-only", "fleurs/test"), ("cv+aug", "cv/test"), ("cv+aug", "fleurs/test")]
     by = {(r["mix"], r["eval_set"]): r for r in rows}
     assert by[("baseline", "cv/test")]["baseline"] == "true"
-    assert by[("baseline", "cv/test")]["diff"] == ""  # the reference itself
-    assert all(r["reference"] == "baseline" for r in rows)
+    # no reference named: the first trained mix is the reference, never the untrained baseline,
+    # and the baseline's own lines carry no Δ
+    assert all(r["reference"] == "cv-only" for r in rows)
+    assert by[("baseline", "cv/test")]["diff"] == "" and by[("baseline", "cv/test")]["verdict"] == ""
     good = by[("cv-only", "cv/test")]
-    assert float(good["diff"]) < 0 and float(good["diff_hi"]) < 0 and good["verdict"] == "better"
-    assert good["nverdict"] == "better" and good["n_paired"] == "30"
+    assert good["diff"] == "" and good["verdict"] == ""  # the reference itself
     assert float(good["wer_lo"]) <= float(good["wer"]) <= float(good["wer_hi"])
-    tie = by[("cv+aug", "cv/test")]
-    assert float(tie["diff"]) == pytest.approx(0.0)
-    assert tie["verdict"] == "no significant difference"
+    tie = by[("cv+aug", "cv/test")]  # as bad as the baseline: worse than cv-only
+    assert float(tie["diff"]) > 0 and float(tie["diff_lo"]) > 0 and tie["verdict"] == "worse"
+    assert tie["nverdict"] == "worse" and tie["n_paired"] == "30"
     assert by[("cv+aug", "fleurs/test")]["wer"] == ""  # not evaluated on that set
     assert by[("cv-only", "fleurs/test")]["capped"] == "true"
     assert "cv-aug/train 240 samples 0.40 h (augmented)" in tie["training"]
@@ -366,6 +367,11 @@ def test_write_report(tmp_path):
     assert "(n=30 of 40)" in md.split("## fleurs/test")[1]
     assert "(n=30 of 40)" not in md.split("## fleurs/test")[0]
     assert "- tiny model, smoke run" in md
+    assert "Δ is taken against `cv-only`, the first trained mix" in md
+    cv = md.split("## cv/test\n")[1].split("\n## ")[0]
+    assert "Δ WER vs cv-only" in cv
+    base_line = next(l for l in cv.splitlines() if l.startswith("| baseline (no fine-tuning)"))
+    assert base_line.rstrip().endswith("|  |  |") and "worse" not in base_line
 
     png = paths["wer.png"].read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in png[-12:]
@@ -392,6 +398,7 @@ def test_write_report_without_baseline_and_explicit_reference(tmp_path):
     assert len(table) == 3
     rows_csv = list(csv.DictReader(paths["results.csv"].open(encoding="utf-8")))
     assert {r["mix"]: r["verdict"] for r in rows_csv} == {"cv-only": "better", "cv+aug": ""}
+    assert "Δ WER vs cv+aug" in md and "first trained mix" not in md
     with pytest.raises(ValueError, match="reference"):
         write_report(tmp_path, rows, "nope", ["cv/test"], [])
     with pytest.raises(ValueError, match="duplicate"):
@@ -451,8 +458,62 @@ def test_report_from_evaluate_set(tiny, tmp_path):
             {"mix": "same", "data": {"by_source": {"cv": {"samples": 3, "hours": 0.01,
                                                           "augmented": 0}}},
              "eval": {"cv/test": r}}]
+    rows.append({"mix": "same2", "data": rows[1]["data"], "eval": {"cv/test": r}})
     paths = write_report(tmp_path, rows, None, ["cv/test"], [], bootstrap=100)
     got = {x["mix"]: x for x in csv.DictReader(paths["results.csv"].open(encoding="utf-8"))}
-    assert got["same"]["diff"] == "0.0" and got["same"]["verdict"] == "no significant difference"
+    assert got["same2"]["diff"] == "0.0" and got["same2"]["verdict"] == "no significant difference"
+    assert got["same"]["reference"] == "same" and got["baseline"]["diff"] == ""
     assert got["same"]["n_total"] == "" and got["same"]["capped"] == "true"
     assert "(first 3)" in paths["report.md"].read_text(encoding="utf-8")
+
+
+def test_reference_is_never_the_untrained_baseline(tmp_path):
+    from sweaug.report import choose_reference, write_report
+
+    rows = _rows()
+    # naming the baseline as reference: the first trained mix instead, and the report says so
+    assert choose_reference(rows, "baseline")[0] == "cv-only"
+    paths = write_report(tmp_path, rows, "baseline", ["cv/test"], [])
+    md = paths["report.md"].read_text(encoding="utf-8")
+    assert "is the untrained baseline: Δ is taken against `cv-only`" in md
+    got = {x["mix"]: x for x in csv.DictReader(paths["results.csv"].open(encoding="utf-8"))}
+    assert got["baseline"]["diff"] == "" and got["cv+aug"]["verdict"] == "worse"
+
+    # one trained mix: no Δ columns at all (results.csv keeps them, empty)
+    one = [r for r in rows if r["mix"] != "cv+aug"]
+    paths = write_report(tmp_path / "one", one, None, ["cv/test"], [])
+    md = paths["report.md"].read_text(encoding="utf-8")
+    assert "Δ WER" not in md.split("## cv/test")[1] and "Only one trained mix (`cv-only`)" in md
+    got = list(csv.DictReader(paths["results.csv"].open(encoding="utf-8")))
+    assert all(x["reference"] == "" and x["diff"] == "" and x["verdict"] == "" for x in got)
+
+
+def test_wer_png_scales_to_trained_mixes(tmp_path):
+    """The untrained baseline (hundreds of percent) is a labelled marker at the top edge, not a
+    bar that squashes the trained mixes; when it is near them it is a dashed line to scale."""
+    from sweaug.report import _table, plot_data, wer_figure
+
+    rows = _rows()
+    far = copy.deepcopy(rows)
+    far[1]["eval"]["cv/test"].update(wer=7.8, wer_lo=7.5, wer_hi=8.1)  # 780 %: the demo's case
+    records = _table(far, "cv-only", ["cv/test"], 200, 0, 0.05)
+    data = plot_data(records, ["baseline", "cv-only", "cv+aug"], ["cv/test"])
+    assert data["bar_mixes"] == ["cv-only", "cv+aug"]
+    wer = data["wer"]
+    trained_top = max(hi for *_, y, lo, hi in wer["bars"])
+    assert [b[-1] for b in wer["baseline"]] == ["marker"]
+    assert trained_top < wer["ylim"][1] < 2 * trained_top  # scaled to the trained mixes
+    fig = wer_figure(records, ["baseline", "cv-only", "cv+aug"], ["cv/test"], 0.05)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any("baseline (untrained): 780.0 %" in t for t in texts)
+
+    near = _table(rows, "cv-only", ["cv/test"], 200, 0, 0.05)  # baseline ≈ cv+aug
+    data = plot_data(near, ["baseline", "cv-only", "cv+aug"], ["cv/test"])
+    assert [b[-1] for b in data["wer"]["baseline"]] == ["line"]
+    y = data["wer"]["baseline"][0][1]
+    assert y < data["wer"]["ylim"][1]  # drawn to scale, inside the axis
+
+    # only the baseline evaluated: its bars are drawn (nothing else to scale to)
+    only = _table(rows[1:2], None, ["cv/test"], 200, 0, 0.05)
+    data = plot_data(only, ["baseline"], ["cv/test"])
+    assert data["bar_mixes"] == ["baseline"] and data["baseline_bars"]
