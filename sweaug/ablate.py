@@ -103,9 +103,19 @@ def _hash(recipe: Recipe, mix) -> str:
         type("M", (), {"data": {}, "augment": None, "lora": None, "training": {}})())
 
 
+MODEL_FROM = {"tiny": "{name}: built here (random weights)",
+              "folder": "{name}: from the folder {location}",
+              "cache": "{name}: from the Hugging Face cache (snapshot {revision}; no request "
+                       "to the Hub)",
+              "hub": "{name}: downloaded from the Hub at its first load (revision {revision})"}
+
+
 def device_text(plans: dict) -> str:
     """What this machine runs each model with (printed before anything starts)."""
     lines = ["on this machine:"]
+    src = next((p["model_source"] for p in plans.values() if p.get("model_source")), None)
+    if src:
+        lines.append("  model " + MODEL_FROM[src["kind"]].format(**src))
     for name, p in plans.items():
         t, e = p["train"], p["eval"]
         if t:
@@ -124,12 +134,19 @@ def plan_models(recipe: Recipe, models: list, run_dir: Path, device: str = "auto
     "eval": plan, "run_hash"}}``. Every problem of every model (no CUDA with ``--device cuda``,
     bf16 on an older GPU, bitsandbytes missing for an 8-bit optimizer on CUDA, an unknown
     optimizer, peft missing for LoRA, too little disk for the checkpoints, an output folder that
-    cannot be written) is collected and raised as one :class:`AblationError`."""
+    cannot be written, a model that cannot be loaded here: :func:`~sweaug.train.pretrained.
+    resolve`) is collected and raised as one :class:`AblationError`."""
     from .ablate_recipe import AblationError
     from .train import device as dev
+    from .train.pretrained import ModelError, resolve
 
     machine = dev._machine()
     problems, plans, need = [], {}, []
+    try:  # the config, feature extractor and tokenizer, before any plan depends on them
+        source = resolve(recipe.model).as_dict()
+    except ModelError as e:
+        source = None
+        problems.append(str(e))
     for mix in models:
         name = mix.name if mix else BASELINE
         train = None
@@ -138,10 +155,10 @@ def plan_models(recipe: Recipe, models: list, run_dir: Path, device: str = "auto
             problems += [f"mix {name}: {p}" for p in found]
         ev = dev.plan_evaluation((mix or recipe.mixes[0]).training, device, machine)
         key = dev.run_key(_hash(recipe, mix), {"train": train, "eval": ev})
-        plans[name] = {"train": train, "eval": ev, "run_hash": key}
+        plans[name] = {"train": train, "eval": ev, "run_hash": key, "model_source": source}
         if mix is not None and train is not None and not _finished(run_dir / name, key):
             need.append((name, mix, train))
-    if need:
+    if need and source is not None:
         total = 0
         for name, mix, train in need:
             try:
@@ -393,7 +410,8 @@ def _evaluate_one(recipe: Recipe, mix, sets, out: Path, train: dict | None, echo
     result = {"mix": name, "baseline": mix is None, "hash": _hash(recipe, mix),
               "run_hash": plan["run_hash"], "evaluated_with": {
                   **ev, "attention": model.config._attn_implementation},
-              "model": recipe.model, "data": data_description(mix, sets) if mix else None,
+              "model": recipe.model, "model_source": plan.get("model_source"),
+              "data": data_description(mix, sets) if mix else None,
               "train": train, "eval": _evaluate(recipe, mix, model, fe, tok, sets)}
     from .shards import atomic_write_bytes
     atomic_write_bytes(out / "results.json",

@@ -229,7 +229,12 @@ def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
     if not sets or not all(isinstance(s, str) and s.count("/") == 1 for s in sets):
         raise AblationError(f"{path}: evaluation.sets must list shard sets like cv/test")
     corpus_path = corpus or data.get("corpus")
-    return Recipe(path, data["name"], data.get("model", "openai/whisper-small"),
+    model = data.get("model", "openai/whisper-small")
+    if model.startswith(("./", "../", "~")) or (path.parent / model).is_dir():
+        # a folder, relative to the recipe file like every path in a recipe (a Hub id such as
+        # openai/whisper-small is one only when no folder of that name is beside the recipe)
+        model = str((path.parent / Path(model).expanduser()).resolve())
+    return Recipe(path, data["name"], model,
                   data.get("language", "sv"), data.get("task", "transcribe"),
                   int(data.get("seed", 42)), mixes, sets, ev.get("max_samples"),
                   ev.get("batch_size"), int(ev.get("bootstrap", 1000)),

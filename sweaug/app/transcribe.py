@@ -144,10 +144,13 @@ class Transcriber:
                                       check_generation_config, label_ids)
         from ..train.features import LogMel
 
+        from ..train.pretrained import load_kwargs
+
+        kw = load_kwargs(model)  # a folder or a complete cache: no request to the Hub
         try:
-            self.model = WhisperForConditionalGeneration.from_pretrained(model).eval()
-            fe = WhisperFeatureExtractor.from_pretrained(model)
-            self.tok = WhisperTokenizerFast.from_pretrained(model)
+            self.model = WhisperForConditionalGeneration.from_pretrained(model, **kw).eval()
+            fe = WhisperFeatureExtractor.from_pretrained(model, **kw)
+            self.tok = WhisperTokenizerFast.from_pretrained(model, **kw)
         except (OSError, ValueError) as e:
             raise AppError(f"{model}: cannot load the Whisper model, its feature extractor and "
                            f"tokenizer: {str(e).splitlines()[0][:300]}") from None

@@ -174,7 +174,9 @@ def parameter_counts(model: str, tiny: dict, seconds: float, lora: dict | None
                             decoder_ffn_dim=4 * d, max_source_positions=round(50 * seconds),
                             max_target_positions=int(tiny.get("max_target_positions", 128)))
     else:
-        cfg = WhisperConfig.from_pretrained(model)
+        from .pretrained import load_kwargs
+
+        cfg = WhisperConfig.from_pretrained(model, **load_kwargs(model))
     with torch.device("meta"):
         net = WhisperForConditionalGeneration(cfg)
     total = sum(p.numel() for p in net.parameters())

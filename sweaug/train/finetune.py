@@ -59,9 +59,12 @@ def load_whisper(model: str, seconds: float, tiny: dict, seed: int, language: st
     else:
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-        proc = WhisperProcessor.from_pretrained(model)
+        from .pretrained import load_kwargs
+
+        kw = load_kwargs(model)  # as the preflight resolved it (pretrained.resolve)
+        proc = WhisperProcessor.from_pretrained(model, **kw)
         m = WhisperForConditionalGeneration.from_pretrained(
-            model, attn_implementation=attention,
+            model, attn_implementation=attention, **kw,
             **({} if dropout is None else {"dropout": dropout}))
         fe, tok = proc.feature_extractor, proc.tokenizer
     tok.set_prefix_tokens(language=language, task=task)
