@@ -57,6 +57,45 @@ def run_job(job, store, cwd: str) -> dict:
 _SAFE_PATH = sys.version_info >= (3, 11)  # PYTHONSAFEPATH exists
 
 
+def _worker_init(cwd: str, owner: int) -> None:
+    """A pool worker: run in the pool's current directory, and end when the process that owns
+    the pool is gone (see ``_exit_with``)."""
+    import threading
+
+    os.chdir(cwd)
+    threading.Thread(target=_exit_with, args=(owner,), daemon=True,
+                     name="sweaug-exit-with-owner").start()
+
+
+def _exit_with(owner: int) -> None:
+    """End this worker as soon as ``owner`` has exited. A ProcessPoolExecutor worker outlives a
+    killed owner (``kill -9``, the OOM killer) for ever: the workers hold the write ends of the
+    call queue and of the forkserver's alive pipe, so neither ever reaches EOF; the orphans then
+    keep writing into an output that the next run has taken over. A pidfd wakes at once
+    (Linux 5.3+); elsewhere the owner is polled twice a second."""
+    import select
+    import time
+
+    try:
+        fd = os.pidfd_open(owner)
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])  # readable once the owner has exited
+    else:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:  # alive (a pid of another user's)
+                pass
+    os._exit(1)
+
+
 def _start_forkserver() -> None:
     """Start multiprocessing's forkserver so that it and its workers import *this* sweaug.
 
@@ -106,7 +145,8 @@ class LocalExecutor:
             _start_forkserver()
             # workers run in this directory (relative paths), not where the server started
             self._pool = ProcessPoolExecutor(max_workers=self.slots, mp_context=ctx,
-                                             initializer=os.chdir, initargs=(os.getcwd(),))
+                                             initializer=_worker_init,
+                                             initargs=(os.getcwd(), os.getpid()))
             for _ in range(self.slots):  # start the workers now, while the first jobs are formed
                 self._pool.submit(_warm)
 

@@ -138,7 +138,8 @@ def test_s3_same_bytes_kill_resume_and_missing_partition(reference, s3, tmp_path
     fs, e = s3["fs"], s3["env"]
     url = "s3://corpora/killed"
     # killed mid-build (in a shard of the 4th partition): nothing final, no manifest
-    p = subprocess.run([sys.executable, "-c", KILLER, "build", *map(str, ARGS), "--out", url],
+    p = subprocess.run([sys.executable, "-c", KILLER, "build", *map(str, ARGS), "--out", url,
+                        "--workers", "1"],  # the kill in this process: the patch is here
                        env=dict(e, KILL_AT="11", TMPDIR=str(tmp_path)), capture_output=True,
                        text=True)
     assert p.returncode == -9, p.stderr
