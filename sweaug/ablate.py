@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from .ablate_recipe import Recipe, ShardSet, load, plan_text, resolve_sets
+from .ablate_recipe import Recipe, ShardSet, load, plan_text, resolve_sets, resolve_steps
 
 log = logging.getLogger("sweaug.ablate")
 BASELINE = "baseline"
@@ -231,6 +231,7 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
     recipe = load(path, corpus)
     corpus = recipe.corpus or Path("corpus")
     sets = resolve_sets(recipe, corpus)
+    resolve_steps(recipe, sets, world)  # num_train_epochs -> max_steps, before any hash
     for m in recipe.mixes:
         if m.augment and not Path(m.augment).exists():
             from .ablate_recipe import AblationError
@@ -238,7 +239,9 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
                                 f"does not exist")
     models = _selected(recipe, only)
     say(plan_text(recipe, sets))
-    preflight(sets, [s for m in models if m for s in m.data] + list(recipe.eval_sets), say)
+    preflight(sets, [s for m in models if m for s in m.data] + list(recipe.eval_sets)
+              + [m.training["eval_during_training"] for m in models
+                 if m and m.training.get("eval_during_training")], say)
     from .augment import load_recipe as load_augment
     for m in recipe.mixes:  # validated before any training starts
         if m.augment:
@@ -276,8 +279,11 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
                 per_step = t["per_device_train_batch_size"] * t["gradient_accumulation_steps"] \
                     * world
                 say(f"{name}: training ({t['max_steps']} steps"
+                    + (f", {mix.epochs['num_train_epochs']:g} epochs of "
+                       f"{mix.epochs['samples']} samples" if mix.epochs else "")
                     + (f" on {world} processes, {per_step} samples per step)" if world > 1
-                       else ")"))
+                       else ")")
+                    + (f"; log: {run_dir / name / 'train_log.jsonl'}" if rank == 0 else ""))
                 train = train_mix(recipe, mix, sets, run_dir / name, plan["train"],
                                   plan["run_hash"])
             if world == 1:
@@ -358,14 +364,9 @@ def _ran_text(result: dict) -> str:
 
 def _read_json(f: Path) -> dict:
     from .ablate_recipe import AblationError
+    from .records import read_json_object
 
-    try:
-        d = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise AblationError(f"{f}: unreadable ({e})") from None
-    if not isinstance(d, dict):
-        raise AblationError(f"{f}: not a JSON object")
-    return d
+    return read_json_object(f, AblationError)
 
 
 def _leave_process_group() -> None:
@@ -491,6 +492,19 @@ def report_run(run_dir: Path, echo=print) -> dict:
         notes.append(f"{', '.join(names)}: trained with `vocabulary: transcripts`, so their eval "
                      f"loss is a softmax over the {n} tokens of their training transcripts (they "
                      f"never emit the others), not over the whole vocabulary like the baseline's")
+    for r in rows:
+        best = (r.get("train") or {}).get("best")
+        if not best or best.get("step") is None:
+            continue
+        value = f"{100 * best['value']:.1f} %" if best["metric"] == "wer" \
+            else f"{best['value']:.4g}"
+        what = (f"eval {best['metric']} {value} on {best.get('set')} at step {best['step']}")
+        stop = (f"; early stopping ended training at step {r['train']['steps']} of "
+                f"{r['train'].get('max_steps')}" if best.get("stopped_early") else "")
+        notes.append(f"{r['mix']}: evaluated during training, best {what}"
+                     + (" — that checkpoint was loaded at the end of training, so its evaluation "
+                        "here is of the best checkpoint, not the last step" if best.get("loaded")
+                        else " (the model evaluated here is the last step's)") + stop)
     if renormalized:
         notes.append("normalized WER recomputed from the stored transcripts (evaluated under "
                      "another normalizer): " + ", ".join(renormalized))

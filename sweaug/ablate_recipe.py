@@ -44,13 +44,29 @@ TRAINING_TYPES.update({"bf16": bool, "checkpointing_reentrant": bool, "apply_spe
 SPEC_AUGMENT_KEYS = ("apply_spec_augment", "mask_time_prob", "mask_time_length",
                      "mask_time_min_masks", "mask_feature_prob", "mask_feature_length",
                      "mask_feature_min_masks")
-TRAINING_CHOICES = {"vocabulary": ("full", "transcripts")}
+# optional, not in the defaults either (issue #19, point 8): epochs instead of max_steps
+# (converted to steps from the mix's samples: resolve_steps), evaluation during training and
+# the best checkpoint (finetune.eval_arguments)
+TRAINING_TYPES.update({"num_train_epochs": (float, int), "eval_steps": int,
+                       "eval_during_training": str, "eval_during_training_max_samples": int,
+                       "metric_for_best_model": str, "load_best_model_at_end": bool,
+                       "early_stopping_patience": int})
+# what eval_steps brings along (into the mix's settings, and so its hash, only with eval_steps;
+# eval_during_training: the recipe's first evaluation set)
+EVAL_TRAINING_DEFAULTS = {"eval_during_training_max_samples": 200,
+                          "metric_for_best_model": "loss", "load_best_model_at_end": False}
+EVAL_TRAINING_KEYS = ("eval_during_training", "eval_during_training_max_samples",
+                      "metric_for_best_model", "load_best_model_at_end",
+                      "early_stopping_patience")
+TRAINING_CHOICES = {"vocabulary": ("full", "transcripts"),
+                    "metric_for_best_model": ("loss", "wer")}
 TRAINING_TYPES["learning_rate"] = (float, int)
 # lower bounds of the numeric training settings: (bound, whether the bound itself is allowed)
 TRAINING_MIN = {k: (0, False) for k in (
     "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "max_steps",
     "logging_steps", "save_steps", "per_device_eval_batch_size", "generation_max_length",
-    "seconds", "torch_threads")}
+    "seconds", "torch_threads", "num_train_epochs", "eval_steps",
+    "eval_during_training_max_samples", "early_stopping_patience")}
 TRAINING_MIN.update({k: (0, True) for k in (
     "warmup_steps", "dropout", "weight_decay", "dataloader_num_workers", "shuffle_buffer",
     "mask_time_prob", "mask_feature_prob", "mask_time_min_masks", "mask_feature_min_masks")})
@@ -79,6 +95,9 @@ class Mix:
     augment: str | None = None
     lora: dict | None = None
     training: dict = field(default_factory=dict)  # defaults merged with overrides
+    # num_train_epochs as steps (resolve_steps): {"num_train_epochs", "samples",
+    # "samples_per_step", "max_steps"}; None: the recipe gives max_steps
+    epochs: dict | None = None
 
 
 @dataclass
@@ -136,6 +155,79 @@ def _check(node_map: dict, allowed: dict, where: str, path: Path, lines: dict) -
                                 f"got {value!r}")
 
 
+def _merge_training(base: dict, over: dict, where: str, path: Path, lines: dict) -> dict:
+    """``base`` with one mapping's ``training`` settings on top. ``num_train_epochs`` and
+    ``max_steps`` are exclusive in one mapping; across the two levels the mix's own wins (a
+    mix's ``max_steps`` drops the recipe's ``num_train_epochs`` and the other way round), so a
+    mix with epochs has ``max_steps: None`` until :func:`resolve_steps`. The keys of epochs and
+    of evaluation during training set to null are unset."""
+    if over.get("num_train_epochs") is not None and over.get("max_steps") is not None:
+        raise AblationError(f"{path}:{lines.get('num_train_epochs', '?')}: {where}"
+                            f"num_train_epochs and {where}max_steps (line "
+                            f"{lines.get('max_steps', '?')}) are exclusive: give one")
+    epochs = over.get("num_train_epochs")
+    if epochs is not None and not math.isfinite(epochs):
+        raise AblationError(f"{path}:{lines.get('num_train_epochs', '?')}: {where}"
+                            f"num_train_epochs must be a finite number, got {epochs!r}")
+    t = dict(base)
+    if over.get("max_steps") is not None:
+        t.pop("num_train_epochs", None)
+    t.update(over)
+    if t.get("num_train_epochs") is not None:
+        t["max_steps"] = None
+    for k in ("num_train_epochs", "eval_steps") + EVAL_TRAINING_KEYS:
+        if k in t and t[k] is None:
+            del t[k]
+    return t
+
+
+def _check_eval_training(mix: Mix, where: dict, eval_sets: list, path: Path) -> None:
+    """Evaluation during training: its keys need ``eval_steps``; with it, the defaults
+    (:data:`EVAL_TRAINING_DEFAULTS`, ``eval_during_training``: the first evaluation set) are
+    merged in; ``load_best_model_at_end`` keeps the best checkpoint, so checkpoints must fall on
+    evaluation steps (``save_steps`` a multiple of ``eval_steps``)."""
+    t = mix.training
+
+    def at(key):
+        w, line = where.get(key, ("training.", "?"))
+        return f"{path}:{line}: {w}{key}"
+
+    if not t.get("eval_steps"):
+        for k in EVAL_TRAINING_KEYS:
+            if k in t:
+                raise AblationError(f"{at(k)} needs training.eval_steps (how often to evaluate "
+                                    f"during training; mix {mix.name!r} sets none)")
+        return
+    for k, v in EVAL_TRAINING_DEFAULTS.items():
+        t.setdefault(k, v)
+    t.setdefault("eval_during_training", eval_sets[0])
+    if t["eval_during_training"].count("/") != 1:
+        raise AblationError(f"{at('eval_during_training')} must be a shard set "
+                            f"<source>/<split>, e.g. cv/dev, got {t['eval_during_training']!r}")
+    if t["load_best_model_at_end"] and t["save_steps"] % t["eval_steps"]:
+        raise AblationError(f"{at('load_best_model_at_end')} keeps the best evaluated "
+                            f"checkpoint, so save_steps ({t['save_steps']}) must be a multiple "
+                            f"of eval_steps ({t['eval_steps']}) in mix {mix.name!r}")
+
+
+def resolve_steps(recipe: Recipe, sets: dict, world: int = 1) -> None:
+    """Convert each mix's ``num_train_epochs`` into ``max_steps``, in its settings (and so its
+    hash): ``ceil(epochs x samples / samples_per_step)``, the samples being those of the mix's
+    shard sets together and a step ``per_device_train_batch_size x gradient_accumulation_steps
+    x world`` (processes) samples — the stream is endless (train/mix.py), so an epoch is a step
+    count. Recorded in ``mix.epochs``; a mix with ``max_steps`` is left as it is."""
+    for m in recipe.mixes:
+        t = m.training
+        if t.get("num_train_epochs") is None:
+            continue
+        samples = sum(sets[s].samples for s in m.data)
+        per_step = t["per_device_train_batch_size"] * t["gradient_accumulation_steps"] * world
+        steps = max(1, math.ceil(t["num_train_epochs"] * samples / per_step - 1e-9))
+        t["max_steps"] = steps
+        m.epochs = {"num_train_epochs": t["num_train_epochs"], "samples": samples,
+                    "samples_per_step": per_step, "max_steps": steps}
+
+
 def _lines(node) -> dict:
     import yaml
     return {k.value: k.start_mark.line + 1 for k, _ in node.value} \
@@ -171,9 +263,11 @@ def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
         if req not in data:
             raise AblationError(f"{path}: missing required key {req!r}")
     tr_node, ev_node = _child(root, "training"), _child(root, "evaluation")
-    base_training = dict(TRAINING_DEFAULTS)
-    _check(data.get("training") or {}, TRAINING_TYPES, "training.", path, _lines(tr_node))
-    base_training.update(data.get("training") or {})
+    top_lines = _lines(tr_node)
+    _check(data.get("training") or {}, TRAINING_TYPES, "training.", path, top_lines)
+    base_training = _merge_training(dict(TRAINING_DEFAULTS), data.get("training") or {},
+                                    "training.", path, top_lines)
+    origin = {k: ("training.", top_lines.get(k, "?")) for k in data.get("training") or {}}
     ev = dict(data.get("evaluation") or {})
     _check(ev, EVAL_KEYS, "evaluation.", path, _lines(ev_node))
     if data.get("eval_max_samples") is not None:
@@ -182,7 +276,7 @@ def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
     mixes_node = _child(root, "mixes")
     if not data["mixes"]:
         raise AblationError(f"{path}:{mixes_node.start_mark.line + 1}: `mixes` is empty")
-    mixes, names = [], set()
+    mixes, names, wheres = [], set(), []
     for i, m in enumerate(data["mixes"]):
         mnode = mixes_node.value[i]
         line = mnode.start_mark.line + 1
@@ -204,10 +298,13 @@ def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
             if set_name.count("/") != 1:
                 raise AblationError(f"{path}:{line}: mix {name!r}: shard set {set_name!r} must be "
                                     f"<source>/<split>, e.g. cv/train")
-        training = dict(base_training)
+        mix_lines = _lines(_child(mnode, "training"))
         _check(m.get("training") or {}, TRAINING_TYPES, f"mixes[{i}].training.", path,
-               _lines(_child(mnode, "training")))
-        training.update(m.get("training") or {})
+               mix_lines)
+        training = _merge_training(base_training, m.get("training") or {},
+                                   f"mixes[{i}].training.", path, mix_lines)
+        where = {**origin, **{k: (f"mixes[{i}].training.", mix_lines.get(k, "?"))
+                              for k in m.get("training") or {}}}
         if m.get("lora") is not None:
             _check(m["lora"], LORA_KEYS, f"mixes[{i}].lora.", path, _lines(_child(mnode, "lora")))
         augment = m.get("augment")
@@ -221,6 +318,7 @@ def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
             augment = str(file)
         mixes.append(Mix(name, {k: float(v) for k, v in weights.items()}, augment,
                          m.get("lora"), training))
+        wheres.append(where)
     ref = data.get("reference")
     if ref is not None and ref not in names:
         raise AblationError(f"{path}: reference {ref!r} is not one of the mixes "
@@ -228,6 +326,8 @@ def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
     sets = ev.get("sets") or []
     if not sets or not all(isinstance(s, str) and s.count("/") == 1 for s in sets):
         raise AblationError(f"{path}: evaluation.sets must list shard sets like cv/test")
+    for mix, where in zip(mixes, wheres):
+        _check_eval_training(mix, where, sets, path)
     corpus_path = corpus or data.get("corpus")
     model = data.get("model", "openai/whisper-small")
     if model.startswith(("./", "../", "~")) or (path.parent / model).is_dir():
@@ -261,7 +361,9 @@ def resolve_sets(recipe: Recipe, corpus: Path) -> dict[str, ShardSet]:
     if not (corpus / "manifest.json").exists():
         raise AblationError(f"corpus {corpus} has no manifest.json (build it with sweaug build, "
                             f"or pass --corpus)")
-    wanted = sorted({s for m in recipe.mixes for s in m.data} | set(recipe.eval_sets))
+    wanted = sorted({s for m in recipe.mixes for s in m.data} | set(recipe.eval_sets)
+                    | {m.training["eval_during_training"] for m in recipe.mixes
+                       if m.training.get("eval_during_training")})
     out = {}
     for name in wanted:
         folder, split = name.split("/")
@@ -297,11 +399,29 @@ def plan_text(recipe: Recipe, sets: dict[str, ShardSet]) -> str:
         t = m.training
         per_step = t["per_device_train_batch_size"] * t["gradient_accumulation_steps"]
         total = sum(sets[s].samples for s in m.data)
-        lines.append(f"\nmix {m.name}: {t['max_steps']} steps x {per_step} samples "
+        if m.epochs:
+            e = m.epochs
+            steps = (f"{e['max_steps']} steps ({e['num_train_epochs']:g} epochs of "
+                     f"{e['samples']} samples, {e['samples_per_step']} per step)")
+        elif t["max_steps"] is None:
+            steps = f"{t['num_train_epochs']:g} epochs (steps from the samples)"
+        else:
+            steps = (f"{t['max_steps']} steps x {per_step} samples "
                      f"(~{t['max_steps'] * per_step / max(total, 1):.1f} passes over {total} "
-                     f"samples), lr {t['learning_rate']:g}, warm-up {t['warmup_steps']}"
+                     f"samples)")
+        lines.append(f"\nmix {m.name}: {steps}, lr {t['learning_rate']:g}, warm-up "
+                     f"{t['warmup_steps']}"
                      + (f", LoRA r={m.lora.get('r')}" if m.lora else "")
                      + (f", on-the-fly augmentation {m.augment}" if m.augment else ""))
+        if t.get("eval_steps"):
+            lines.append(f"  evaluated every {t['eval_steps']} steps on "
+                         f"{t['eval_during_training']} (first "
+                         f"{t['eval_during_training_max_samples']} samples), eval "
+                         f"{t['metric_for_best_model']}; "
+                         + ("the best checkpoint is the model" if t["load_best_model_at_end"]
+                            else "the last step is the model")
+                         + (f"; early stopping after {t['early_stopping_patience']} evaluations "
+                            f"without improvement" if t.get("early_stopping_patience") else ""))
         wsum = sum(m.data.values())
         for s, w in m.data.items():
             ss = sets[s]

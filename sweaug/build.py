@@ -20,7 +20,7 @@ from . import __version__
 from .filters import FilterConfig, text_reason
 from .leakage import LeakageGuard
 from .partitions import Partition, Settings, partition_stream
-from .records import EVAL_SPLITS, Drop, Utterance
+from .records import EVAL_SPLITS, SPLITS, Drop, Utterance
 from .shards import SHARD_BYTES, SHARD_SAMPLES
 from .sources import SourceOptions, get_source
 
@@ -41,6 +41,9 @@ class BuildConfig:
     ray_address: str | None = None  # None: start a local Ray for the build
     retries: int = 3  # Ray task retries per partition
     storage_options: dict = field(default_factory=dict)  # for an fsspec ``out``
+    # (train, validation, test) shares of rows for rows without a split (speaker_split.py)
+    split_by_speaker: tuple[float, float, float] | None = None
+    split_seed: int = 13
 
 
 def _accepted(src, split: str, guard: LeakageGuard, drops: list[Drop], leaks: list[dict]
@@ -113,16 +116,21 @@ def _build(cfg: BuildConfig, progress: Callable[[float, float], None] | None) ->
     """
     from .executors import make_executor
     from .jobs import run_jobs
+    from .speaker_split import check_fractions
     from .storage import fetch_input, open_store
     from .text import NORMALIZER_VERSION
 
+    plan = None  # --split-by-speaker, for the sources with rows without a split (local)
+    if cfg.split_by_speaker is not None:
+        plan = {"fractions": check_fractions(cfg.split_by_speaker), "seed": cfg.split_seed}
     store = open_store(cfg.out, cfg.storage_options)
     store.makedirs()
     # first, so that a missing Ray or an unreachable cluster fails before any work; the local
     # pool's workers start while the sources are read
     executor = make_executor(cfg.executor, cfg.workers, cfg.ray_address, cfg.retries)
     try:
-        options = {name: replace(opts, path=fetch_input(opts.path, opts.cache_dir))
+        options = {name: replace(opts, path=fetch_input(opts.path, opts.cache_dir),
+                                 options={**opts.options, "split_by_speaker": plan})
                    for name, opts in cfg.sources.items()}  # URL inputs: into the cache
         sources = {name: get_source(name, opts) for name, opts in options.items()}
         for src in sources.values():
@@ -152,12 +160,14 @@ def _build(cfg: BuildConfig, progress: Callable[[float, float], None] | None) ->
     info = {}
     for name, src in sources.items():
         drops += src.archive_drops()
-        info[name] = {"release": src.release(), "count_check": src.count_check()}
+        info[name] = {"release": src.release(), "count_check": src.count_check(),
+                      "speaker_split": getattr(src, "speaker_split", lambda: None)()}
         for split, c in info[name]["count_check"].items():
             if c["expected"] != c["read"]:
                 log.warning("%s %s: read %d rows, the release lists %d", name, split, c["read"],
                             c["expected"])
     manifest = _manifest(cfg, sources, info, refs, results, shard_index, drops, leaks, settings)
+    manifest["warnings"] = _no_eval_warnings(manifest, cfg)
     _write_leakage(store, leaks)
     store.write_bytes("manifest.json",
                       json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True).encode())
@@ -201,17 +211,40 @@ def _manifest(cfg, sources, info, parts, results, shard_index, drops, leaks, set
             "homepage": cat.get("homepage", ""), "splits": splits,
             "count_check": info[name]["count_check"],
         }
+        if info[name]["speaker_split"] is not None:  # rows and speakers it put in each split
+            out_sources[name]["speaker_split"] = info[name]["speaker_split"]
     return {
         "format": "sweaug-corpus/1", "sweaug_version": __version__,
         "normalizer_version": settings.normalizer,
         "settings": {"shard_samples": cfg.shard_samples, "shard_bytes": cfg.shard_bytes,
                      "filters": cfg.filters.as_dict(),
-                     "eval": [str(p) for p in cfg.eval_dirs]},
+                     "eval": [str(p) for p in cfg.eval_dirs],
+                     "split_by_speaker": None if cfg.split_by_speaker is None else {
+                         **dict(zip(SPLITS, cfg.split_by_speaker)), "seed": cfg.split_seed,
+                         "share_of": "rows"}},
         "sources": out_sources,
         "drops": sorted((d.as_dict() for d in all_drops),
                         key=lambda d: (d["source"], d["split"], d["reason"], d["item"])),
         "leakage": {"file": "leakage.tsv", "count": len(leaks)},
     }
+
+
+def _no_eval_warnings(manifest: dict, cfg: BuildConfig) -> list[str]:
+    """One line per source whose corpus has training samples but no validation or test
+    sample: nothing to evaluate on (printed at the end of ``sweaug build``)."""
+    out = []
+    for name, src in manifest["sources"].items():
+        n = {sp: s["samples"] for sp, s in src["splits"].items()}
+        if n.get("train") and not any(n.get(sp) for sp in EVAL_SPLITS):
+            hint = ""
+            if name == "local":
+                hint = ("; give its rows a split column, or build with --split-by-speaker "
+                        "0.8,0.1,0.1 for a seeded speaker-disjoint split of the rows without one"
+                        if cfg.split_by_speaker is None else
+                        "; even with --split-by-speaker: too few speakers without a split for one")
+            out.append(f"{name}: {n['train']} training samples but no validation or test "
+                       f"samples: nothing to evaluate on{hint}")
+    return out
 
 
 def _write_leakage(store, leaks: list[dict]) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -38,6 +39,22 @@ def _mask_tokens_in_logs() -> None:
 
     record.masks_tokens = True
     logging.setLogRecordFactory(record)
+
+
+# One convention for the flags several commands share (README, "Flags every command shares"):
+SEED = 13  # --seed of every command that draws randomness; recorded in what it writes
+SHARD_SAMPLES, SHARD_MB = 1000, 512  # --shard-samples / --shard-mb of every command writing shards
+WORKERS_HELP = ("Worker processes (default: the CPUs this process may use, at most 8); the "
+                "output is byte-identical for any count.")
+
+
+def default_workers() -> int:
+    """``--workers`` unset: the CPUs this process may use (its affinity), at most 8."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
 
 
 def _check_shard_flags(shard_samples: int, shard_mb: int) -> None:
@@ -78,11 +95,18 @@ def main(verbose: bool) -> None:
 @click.option("--rixvox-revision", help="Hub revision of KBLab/rixvox (default: pinned).")
 @click.option("--local-dir",
               help="Folder with audio + metadata.tsv/.csv/.jsonl (path, text[, speaker][, split]).")
+@click.option("--split-by-speaker", "split_by_speaker", metavar="TRAIN,DEV,TEST",
+              callback=lambda ctx, param, v: _split_fractions(v),
+              help="Split the local rows that have no split speaker-disjointly, e.g. 0.8,0.1,0.1 "
+                   "(shares of rows; a row without a speaker is its own speaker); rows with a "
+                   "split keep it.")
+@click.option("--split-seed", type=int, default=SEED, show_default=True,
+              help="Seed of --split-by-speaker: same rows and seed, same split.")
 @click.option("--max-hours", type=float, help="Per split, for streamed sources (rixvox).")
 @click.option("--eval", "eval_dirs", multiple=True, type=click.Path(path_type=Path, exists=True),
               help="Extra evaluation shard folder(s) to guard against (repeatable).")
-@click.option("--workers", type=int, help="Worker processes (default 1); with --executor ray: "
-              "partitions in flight at once (default: the cluster's CPUs).")
+@click.option("--workers", type=int, help=WORKERS_HELP[:-1] + "; with --executor ray: partitions "
+              "in flight at once (default: the cluster's CPUs).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
               show_default=True, help="Where partitions run: a local process pool or Ray tasks "
               "(pip install 'sweaug[ray]'). Same bytes either way.")
@@ -94,9 +118,9 @@ def main(verbose: bool) -> None:
 @click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
               help="fsspec option for a URL --out (repeatable; JSON values allowed), e.g. "
                    "endpoint_url=http://localhost:9000 or anon=false.")
-@click.option("--shard-samples", type=int, default=1000, show_default=True,
+@click.option("--shard-samples", type=int, default=SHARD_SAMPLES, show_default=True,
               help="Max samples per shard; also the unit of work for loose files.")
-@click.option("--shard-mb", type=int, default=512, show_default=True, help="Max MiB per shard.")
+@click.option("--shard-mb", type=int, default=SHARD_MB, show_default=True, help="Max MiB per shard.")
 @click.option("--min-duration", type=float, default=0.5, show_default=True,
               help="Min clip seconds (training splits; shorter clips are skipped, counted).")
 @click.option("--max-duration", type=float, default=30.0, show_default=True,
@@ -115,7 +139,7 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
           voxpopuli_revision, rixvox_dir, rixvox_revision, local_dir, max_hours, eval_dirs,
           workers, executor, ray_address, retries, storage_options, shard_samples, shard_mb,
           min_duration, max_duration, min_cps, max_cps, max_clip_fraction, cache_dir, strict,
-          no_progress):
+          no_progress, split_by_speaker, split_seed):
     """Build normalized WebDataset shards from public Swedish speech sources."""
     from .build import BuildConfig, build as run_build
     from .filters import FilterConfig
@@ -130,9 +154,14 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
               f"{', '.join(SOURCE_NAMES)}")
     if workers is not None and workers < 1:
         _fail("--workers must be at least 1")
+    if workers is None and executor == "local":
+        workers = default_workers()
     if retries < 0:
         _fail("--retries must be at least 0")
     _check_shard_flags(shard_samples, shard_mb)
+    if split_by_speaker and "local" not in names:
+        _fail("--split-by-speaker splits the rows of --sources local that have no split; "
+              "local is not in --sources")
     paths = {n: p if p is None or "://" in p else Path(p) for n, p in (
         ("cv", cv_dir), ("fleurs", fleurs_dir), ("voxpopuli", voxpopuli_dir),
         ("rixvox", rixvox_dir), ("local", local_dir))}
@@ -148,7 +177,8 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
                           shard_bytes=shard_mb * 1024 * 1024, filters=filters,
                           eval_dirs=tuple(eval_dirs), strict=strict, executor=executor,
                           ray_address=ray_address, retries=retries,
-                          storage_options=parse_storage_options(storage_options))
+                          storage_options=parse_storage_options(storage_options),
+                          split_by_speaker=split_by_speaker, split_seed=split_seed)
         bar = None if no_progress else _HoursBar()
         try:  # run_build refuses an --out overlapping an input and takes the output's lock
             manifest = run_build(cfg, progress=bar)
@@ -161,6 +191,20 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
     click.echo(format_table(manifest))
     out = out.rstrip("/") or out
     click.echo(f"\nwrote {out}/manifest.json and {out}/leakage.tsv")
+    for warning in manifest.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _split_fractions(value: str | None):
+    """--split-by-speaker's TRAIN,DEV,TEST, checked (a usage error otherwise)."""
+    from .records import ConfigError
+    from .speaker_split import parse_fractions
+
+    try:
+        return None if value is None else parse_fractions(value)
+    except ConfigError as e:
+        raise click.BadParameter(str(e).removeprefix("--split-by-speaker "),
+                                 param_hint="--split-by-speaker") from None
 
 
 class _HoursBar:
@@ -191,18 +235,18 @@ class _HoursBar:
                    "telephone; `sweaug recipes` lists them).")
 @click.option("--copies", type=int, default=1, show_default=True,
               help="Augmented copies of every sample (originals are not repeated).")
-@click.option("--seed", type=int, required=True, help="Global seed: same seed, same bytes.")
+@click.option("--seed", type=int, default=SEED, show_default=True,
+              help="Global seed (recorded in the manifest): same seed, same bytes.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option("--splits", help="Comma-separated splits to augment (default: all in FOLDER).")
 @click.option("--noise-dir", type=click.Path(path_type=Path),
               help="Noise folder for ${noise_dir} (default: the bundled sample's noise).")
 @click.option("--rir-dir", type=click.Path(path_type=Path),
               help="Impulse responses for ${rir_dir} (default: the bundled sample's).")
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="Worker processes; the output is byte-identical for any count.")
-@click.option("--shard-samples", type=int, default=2000, show_default=True,
+@click.option("--workers", type=int, help=WORKERS_HELP)
+@click.option("--shard-samples", type=int, default=SHARD_SAMPLES, show_default=True,
               help="Max samples per output shard.")
-@click.option("--shard-mb", type=int, default=512, show_default=True,
+@click.option("--shard-mb", type=int, default=SHARD_MB, show_default=True,
               help="Max MiB per output shard.")
 @click.option("--cache-dir", type=click.Path(path_type=Path),
               help="Where prepared noise/RIR folders are cached (default ~/.cache/sweaug).")
@@ -214,8 +258,9 @@ def augment(folder, recipe, copies, seed, out, splits, noise_dir, rir_dir, worke
     from .augment.offline import augment_corpus
     from .records import ConfigError, SourceError
 
-    if workers < 1:
+    if workers is not None and workers < 1:
         _fail("--workers must be at least 1")
+    workers = workers or default_workers()
     _check_shard_flags(shard_samples, shard_mb)
     from .bundled import resolve
     try:
@@ -338,13 +383,18 @@ def report(run_dir):
               show_default=True, help="Everything is written here.")
 @click.option("--quick", is_flag=True,
               help="The same stages with few steps (under a minute on 2 cores).")
-@click.option("--seed", type=int, default=13, show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True,
-              help="Build and augment workers; 2 or more also train the two mixes side by side.")
+@click.option("--seed", type=int, default=SEED, show_default=True,
+              help="Seed of the augmentation and of the training.")
+@click.option("--workers", type=int, help=WORKERS_HELP[:-1] + "; 2 or more also train the two "
+              "mixes side by side (the same results as one after the other).")
 def demo(out, quick, seed, workers):
     """Build, augment and ablate the bundled sample offline, and print the report."""
     from .demo import run_demo
     from .records import ConfigError, SourceError
+
+    if workers is not None and workers < 1:
+        _fail("--workers must be at least 1")
+    workers = workers or default_workers()
 
     _need_extra("demo", "train")  # before the build: the ablation at its end needs it
     try:
@@ -369,13 +419,26 @@ def stats(corpus: Path):
 
 
 @main.command()
-@click.argument("corpus", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--repo-id", required=True, help="The dataset repo, e.g. someone/swedish-asr-mix.")
+@click.argument("corpus", required=False,
+                type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--repo-id", required=True, help="The dataset repo, e.g. someone/swedish-asr-mix "
+                                               "(with --model: the model repo).")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Publish a trained mix of `sweaug ablate` (RUN_DIR/MIX, e.g. "
+                   "runs/data-mixes/cv+fleurs) as a model repo with a model card, instead of "
+                   "a corpus. A LoRA mix publishes its adapter.")
+@click.option("--merged", is_flag=True,
+              help="With --model, for a LoRA mix: publish the merged model (model/: the LoRA "
+                   "merged into the base, loads without peft) instead of the adapter.")
+@click.option("--license", "license_id",
+              help="With --model: the model's licence (a Hub id, e.g. cc-by-4.0); default: the "
+                   "licence every training source shares (asked for when they differ).")
 @click.option("--private", is_flag=True, help="Create the repo private (if it does not exist).")
 @click.option("--dry-run", is_flag=True,
               help="Verify and stage the repo layout, list what would be uploaded, stop.")
 @click.option("--stage-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Where the repo layout is staged (default: CORPUS/.sweaug/publish/OWNER--NAME).")
+              help="Where the repo layout is staged (default: CORPUS/.sweaug/publish/OWNER--NAME; "
+                   "with --model: RUN_DIR/MIX/.sweaug/publish/OWNER--NAME).")
 @click.option("--include-common-voice", is_flag=True,
               help="Also publish Common Voice-derived shards (the cv source and sets augmented "
                    "from it). CV is CC0, but Mozilla Data Collective's terms of use forbid "
@@ -383,10 +446,32 @@ def stats(corpus: Path):
                    "publish it is your responsibility.")
 @click.option("--default-config", help="The config load_dataset picks when none is named "
                                        "(default: the source with the most hours).")
-def publish(corpus, repo_id, private, dry_run, stage_dir, include_common_voice, default_config):
-    """Publish a corpus and its augmented sets as a Hugging Face dataset repo."""
+def publish(corpus, repo_id, model_dir, merged, license_id, private, dry_run, stage_dir,
+            include_common_voice, default_config):
+    """Publish a corpus and its augmented sets as a Hugging Face dataset repo, or (--model
+    RUN_DIR/MIX) a model that `sweaug ablate` trained as a model repo."""
     from .publish import PublishError, format_result, publish as run_publish
 
+    if model_dir is not None:
+        from .publish.model import format_model_result, publish_model
+
+        if corpus is not None:
+            _fail(f"give a CORPUS or --model {model_dir}, not both")
+        if include_common_voice or default_config:
+            _fail("--include-common-voice and --default-config are for a corpus, not --model")
+        try:
+            result = publish_model(model_dir, repo_id, private=private, dry_run=dry_run,
+                                   stage_dir=stage_dir, merged=merged, license=license_id,
+                                   progress=lambda m: click.echo(m, err=True))
+        except PublishError as e:
+            _fail(str(e))
+        click.echo(format_model_result(result, dry_run))
+        return
+    if corpus is None:
+        _fail("missing CORPUS (a `sweaug build` folder), or --model RUN_DIR/MIX to publish a "
+              "trained model")
+    if merged or license_id:
+        _fail("--merged and --license are for --model RUN_DIR/MIX, not a corpus")
     try:
         result = run_publish(corpus, repo_id, private=private, dry_run=dry_run,
                              stage_dir=stage_dir, include_common_voice=include_common_voice,
@@ -404,7 +489,8 @@ def publish(corpus, repo_id, private, dry_run, stage_dir, include_common_voice, 
 @click.option("--samples", type=int, default=20, show_default=True,
               help="Rows per split in the sample tables (originals per split for an augmented "
                    "set), drawn with --seed.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=SEED, show_default=True,
+              help="Seed of the sample tables' draw.")
 @click.option("--worst", type=int, default=10, show_default=True,
               help="Run folders: worst recognised utterances per model and evaluation set.")
 @click.option("--audio", type=click.Choice(["embed", "files", "none"]), default="embed",
@@ -496,8 +582,10 @@ def download_cv(dataset_id: str, dest: Path | None):
 
 @download.command("hub")
 @click.argument("source", type=click.Choice(["fleurs", "voxpopuli", "rixvox"]))
-@click.option("--language", default="sv", show_default=True)
-@click.option("--cache-dir", type=click.Path(path_type=Path))
+@click.option("--language", default="sv", show_default=True,
+              help="Language of the files to fetch (FLEURS sv_se, VoxPopuli's language code).")
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Extraction/index cache (default ~/.cache/sweaug); Hub files use the HF cache.")
 def download_hub(source: str, language: str, cache_dir: Path | None):
     """Fetch a Hub-hosted source's files (metadata only for rixvox) into the HF cache."""
     from .records import SourceError

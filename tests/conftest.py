@@ -32,6 +32,41 @@ def env(tmp_path_factory) -> dict:
     return e
 
 
+def _build_sample(tmp_path_factory, env: dict, sources: str) -> Path:
+    out = tmp_path_factory.mktemp("sample-" + sources.replace(",", "-")) / "corpus"
+    args = ["--cv-dir", ROOT / "sweaug" / "sample" / "cv"]
+    if "fleurs" in sources:
+        args += ["--fleurs-dir", ROOT / "sweaug" / "sample" / "fleurs"]
+    sweaug(env, "build", "--sources", sources, *args, "--out", out, "--no-progress")
+    return out
+
+
+@pytest.fixture(scope="session")
+def sample_corpus(tmp_path_factory, env) -> Path:
+    """The bundled sample (cv + fleurs) built once for the session; tests only read it."""
+    return _build_sample(tmp_path_factory, env, "cv,fleurs")
+
+
+@pytest.fixture(scope="session")
+def sample_cv(tmp_path_factory, env) -> Path:
+    """The bundled sample's cv alone, built once for the session; tests only read it."""
+    return _build_sample(tmp_path_factory, env, "cv")
+
+
+def tiny_recipe(name: str, seed: int, rest: str, *, max_steps: int = 4, logging_steps: int = 2,
+                save_steps: int = 4) -> str:
+    """An ablation recipe on a tiny random Whisper (d_model 64, one layer) that trains in
+    seconds on a CPU; ``rest`` is the recipe's evaluation/mixes part, as YAML."""
+    return f"""name: {name}
+model: tiny-random
+tiny: {{d_model: 64, layers: 1, heads: 2}}
+seed: {seed}
+training: {{per_device_train_batch_size: 4, gradient_accumulation_steps: 1, learning_rate: 0.002,
+           warmup_steps: 1, max_steps: {max_steps}, seconds: 5.0, logging_steps: {logging_steps},
+           save_steps: {save_steps}, dataloader_num_workers: 0}}
+""" + rest
+
+
 def seed_hub_cache(env: dict, repo_id: str, revision: str, src: Path, subset=None) -> None:
     """Lay out ``src`` as huggingface_hub's cache snapshot of ``repo_id@revision``."""
     snap = Path(env["HF_HUB_CACHE"]) / f"datasets--{repo_id.replace('/', '--')}" / "snapshots" / revision

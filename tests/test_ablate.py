@@ -33,12 +33,9 @@ mixes:
 """
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory, env):
-    out = tmp_path_factory.mktemp("ab") / "corpus"
-    sweaug(env, "build", "--sources", "cv,fleurs", "--cv-dir", ROOT / "sweaug" / "sample" / "cv",
-           "--fleurs-dir", ROOT / "sweaug" / "sample" / "fleurs", "--out", out, "--no-progress")
-    return out
+@pytest.fixture
+def corpus(sample_corpus):
+    return sample_corpus
 
 
 def _recipe(tmp_path, text: str) -> Path:

@@ -17,17 +17,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import FIX, ROOT, sweaug
+from conftest import FIX, ROOT, sweaug, tiny_recipe
 
 CLIPS = FIX / "cv" / "cv-corpus-12.0-2022-12-07" / "sv-SE" / "clips"
 CLIP = CLIPS / "common_voice_sv-SE_36100162.mp3"  # 48 kHz mono espeak-ng Swedish, 2.1 s
-RECIPE = """name: tiny
-model: tiny-random
-tiny: {d_model: 64, layers: 1, heads: 2}
-seed: 5
-training: {per_device_train_batch_size: 4, gradient_accumulation_steps: 1, learning_rate: 0.002,
-           warmup_steps: 1, max_steps: 3, seconds: 5.0, logging_steps: 1, save_steps: 100,
-           dataloader_num_workers: 0}
+RECIPE = tiny_recipe("tiny", 5, """\
 evaluation: {sets: [cv/test], max_samples: 3, bootstrap: 100, max_new_tokens: 8}
 reference: cv
 mixes:
@@ -36,7 +30,7 @@ mixes:
   - name: cv-long
     data: {cv/train: 1.0}
     training: {max_steps: 50}
-"""
+""", max_steps=3, logging_steps=1, save_steps=100)
 
 
 @pytest.fixture(scope="module")

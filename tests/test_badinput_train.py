@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, sweaug
+from conftest import sweaug
 
 RECIPE = """name: tiny
 model: tiny-random
@@ -41,12 +41,9 @@ mixes:
 """
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory, env):
-    out = tmp_path_factory.mktemp("badtrain") / "corpus"
-    sweaug(env, "build", "--sources", "cv", "--cv-dir", ROOT / "sweaug" / "sample" / "cv",
-           "--out", out, "--no-progress")
-    return out
+@pytest.fixture
+def corpus(sample_cv):
+    return sample_cv
 
 
 def _recipe(tmp_path: Path) -> Path:

@@ -7,15 +7,9 @@ import csv
 
 import pytest
 
-from conftest import ROOT, sweaug
+from conftest import sweaug, tiny_recipe
 
-RECIPE = """name: split
-model: tiny-random
-tiny: {d_model: 64, layers: 1, heads: 2}
-seed: 7
-training: {per_device_train_batch_size: 4, gradient_accumulation_steps: 1, learning_rate: 0.002,
-           warmup_steps: 1, max_steps: 3, seconds: 5.0, logging_steps: 1, save_steps: 100,
-           dataloader_num_workers: 0}
+RECIPE = tiny_recipe("split", 7, """\
 evaluation: {sets: [cv/test], max_samples: 4, bootstrap: 100, max_new_tokens: 10}
 reference: a
 mixes:
@@ -24,15 +18,12 @@ mixes:
   - name: b
     data: {cv/train: 1.0, fleurs/train: 1.0}
     training: {learning_rate: LR_B}
-"""
+""", max_steps=3, logging_steps=1, save_steps=100)
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory, env):
-    out = tmp_path_factory.mktemp("merge") / "corpus"
-    sweaug(env, "build", "--sources", "cv,fleurs", "--cv-dir", ROOT / "sweaug" / "sample" / "cv",
-           "--fleurs-dir", ROOT / "sweaug" / "sample" / "fleurs", "--out", out, "--no-progress")
-    return out
+@pytest.fixture
+def corpus(sample_corpus):
+    return sample_corpus
 
 
 def _outputs(run) -> dict[str, bytes]:

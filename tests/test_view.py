@@ -12,24 +12,18 @@ from pathlib import Path
 import pytest
 
 from browser import audio_states, open_page
-from conftest import CV12, FIX, ROOT, sweaug
+from conftest import CV12, FIX, ROOT, sweaug, tiny_recipe
 
 ALL = ["--sources", "cv,fleurs,rixvox,local", "--cv-dir", CV12, "--cv-extra", "validated",
        "--fleurs-dir", FIX / "fleurs", "--rixvox-dir", FIX / "rixvox", "--local-dir",
        FIX / "local", "--shard-samples", "3", "--no-progress"]
 
-RECIPE = """name: mini
-model: tiny-random
-tiny: {d_model: 64, layers: 1, heads: 2}
-seed: 3
-training: {per_device_train_batch_size: 4, gradient_accumulation_steps: 1, learning_rate: 0.002,
-           warmup_steps: 1, max_steps: 4, seconds: 5.0, logging_steps: 2, save_steps: 4,
-           dataloader_num_workers: 0}
+RECIPE = tiny_recipe("mini", 3, """\
 evaluation: {sets: [cv/test, cv-aug/test], max_samples: 4, bootstrap: 50, max_new_tokens: 8}
 mixes:
   - name: cv+aug
     data: {cv/train: 1.0, cv-aug/train: 1.0}
-"""
+""")
 
 
 # ---------------------------------------------------------------- fixtures

@@ -140,7 +140,7 @@ def find_input(folder: Path) -> tuple[dict, Path, str, dict]:
 
 def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Path,
                    splits: tuple[str, ...] | None = None, workers: int = 1,
-                   shard_samples: int = 2000, shard_bytes: int = 512 << 20,
+                   shard_samples: int = 1000, shard_bytes: int = 512 << 20,
                    cache_dir: Path | None = None,
                    progress: Callable[[float, float], None] | None = None) -> dict:
     """Write ``copies`` augmented copies of every sample of ``folder`` (a build's source folder

@@ -39,10 +39,13 @@ Steps, each of which can stop with a :class:`PublishError` (the CLI exits with c
 
 One module per step: ``planning.py`` (1), ``verifying.py`` (2), ``card.py`` and ``staging.py``
 (3), ``upload.py`` (4); this one runs them in order (:func:`publish`) and reports the result.
+
+``sweaug publish --model RUN_DIR/MIX`` (``model.py``, :func:`publish_model`): a mix that
+``sweaug ablate`` trained, as a model repo (the model or its LoRA adapter, and a model card with
+the run's results), staged and uploaded by steps 3 and 4 with ``repo_type="model"``.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -51,16 +54,20 @@ from .card import AUDIO_EXTS, card_metadata, configs_yaml, features_yaml, render
 from .planning import (CV_REASON, SPLIT_ORDER, TOKEN, Config, Plan, PublishError, Shard,
                        default_config, mask_tokens, plan)
 from .staging import STAGE_MARKER, _stage_files, default_stage_dir, stage, staged_listing
-from .upload import UPLOAD_IGNORE, _hub, _upload, check_remote, get_token
+from .upload import (UPLOAD_IGNORE, _hub, check_remote, check_remote_model,
+                     check_repo_id, connect, create_and_upload, get_token,
+                     staged_lines)
 from .verifying import verify
+from .model import (ModelPlan, ModelPublishResult, format_model_result, plan_model,
+                    publish_model, render_model_card)
 
 __all__ = ["AUDIO_EXTS", "CV_REASON", "SPLIT_ORDER", "STAGE_MARKER", "UPLOAD_IGNORE", "Config",
-           "Plan", "PublishError", "PublishResult", "Shard", "card_metadata", "check_remote",
-           "configs_yaml", "default_config", "default_stage_dir", "features_yaml",
-           "format_result", "get_token", "mask_tokens", "plan", "publish", "render_card",
-           "stage", "staged_listing", "verify"]
-
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+           "ModelPlan", "ModelPublishResult", "Plan", "PublishError", "PublishResult", "Shard",
+           "card_metadata", "check_remote", "check_remote_model", "check_repo_id", "configs_yaml",
+           "connect", "default_config", "default_stage_dir", "features_yaml",
+           "format_model_result", "format_result", "get_token", "mask_tokens", "plan",
+           "plan_model", "publish", "publish_model", "render_card", "render_model_card", "stage",
+           "staged_listing", "verify"]
 
 
 @dataclass
@@ -86,30 +93,11 @@ def publish(corpus: Path, repo_id: str, *, private: bool = False, dry_run: bool 
     """Stage ``corpus`` as the dataset repo ``repo_id`` and (unless ``dry_run``) upload it.
     ``api`` replaces ``huggingface_hub.HfApi(token=...)`` (tests)."""
     say = progress or (lambda m: None)
-    if TOKEN.search(repo_id or ""):  # a pasted token: any Hub call would log it in URLs
-        raise PublishError(f"--repo-id {mask_tokens(repo_id)!r} holds what looks like a Hugging "
-                           "Face token (hf_...): pass the token in HF_TOKEN or with `hf auth "
-                           "login`, never in --repo-id; and revoke that token if it was shared")
-    if not _REPO_ID.match(repo_id or ""):
-        raise PublishError(f"--repo-id {repo_id!r}: expected owner/name, e.g. "
-                           f"someone/swedish-asr-mix")
+    check_repo_id(repo_id)
     p = plan(Path(corpus), include_common_voice)
     token = None
     if not dry_run:
-        token = get_token()
-        if not token:
-            raise PublishError("no Hugging Face token: set HF_TOKEN or log in with "
-                               "`hf auth login` (or use --dry-run to stage only)")
-        if api is None:
-            from huggingface_hub import constants
-
-            offline = getattr(constants, "is_offline_mode", lambda: constants.HF_HUB_OFFLINE)()
-            if offline:
-                raise PublishError("HF_HUB_OFFLINE is set: publishing needs the network "
-                                   "(unset it, or use --dry-run to stage only)")
-            from huggingface_hub import HfApi
-
-            api = HfApi(token=token)
+        token, api = connect(api)
     dflt = default_config(p, default)
     if not dry_run:
         say(f"checking {repo_id} on the Hub")
@@ -127,19 +115,7 @@ def publish(corpus: Path, repo_id: str, *, private: bool = False, dry_run: bool 
                            dflt, dict(p.excluded), linked, copied, list(p.notes))
     if dry_run:
         return result
-    say(f"creating {repo_id} (if missing) and uploading {len(result.files)} files")
-
-    def upload() -> str:
-        # private=None: public unless the organisation's default is private
-        api.create_repo(repo_id, repo_type="dataset", private=private or None, exist_ok=True)
-        return _upload(api, repo_id, sdir)
-
-    result.upload_method = _hub(upload, token, f"uploading to {repo_id} failed",
-                                "Re-run the same command to resume: files already uploaded "
-                                "are not sent again")
-    result.uploaded = True
-    result.url = f"https://huggingface.co/datasets/{repo_id}"
-    return result
+    return create_and_upload(api, token, repo_id, sdir, private, "dataset", result, say)
 
 
 def format_result(r: PublishResult, dry_run: bool) -> str:
@@ -151,16 +127,8 @@ def format_result(r: PublishResult, dry_run: bool) -> str:
         else:
             lines.append(f"left out {name}: {why}.")
     lines += [f"note: {n}" for n in r.notes]
-    total = sum(b for _, b in r.files)
-    lines.append(f"staged {len(r.files)} files, {total / 1e6:.1f} MB in {r.stage} "
-                 f"({r.linked} hard links, {r.copied} copies)")
     lines.append("configs: " + ", ".join(f"{c} (default)" if c == r.default_config else c
                                           for c in r.configs))
-    if dry_run:
-        width = max(len(f) for f, _ in r.files)
-        lines += [f"  {f.ljust(width)}  {b:>12,d}" for f, b in r.files]
-        lines.append(f"dry run: nothing uploaded; `sweaug publish` without --dry-run uploads "
-                     f"these files to https://huggingface.co/datasets/{r.repo_id}")
-    else:
-        lines.append(f"uploaded to {r.url} ({r.upload_method})")
+    lines += staged_lines(r, dry_run, "sweaug publish",
+                          f"https://huggingface.co/datasets/{r.repo_id}")
     return "\n".join(lines)

@@ -1,10 +1,11 @@
 """A user's own data: a folder of audio files plus ``metadata.tsv`` / ``.csv`` / ``.jsonl``
 with ``path, text[, speaker][, split]`` (paths relative to the folder).
 
-Rows without a ``split`` column (or value) go to ``train``. ``split`` values are read
-case-insensitively: train/training -> train, validation/val/valid/dev -> validation, test ->
-test; any other value is an ``unknown_split`` drop (counted once, in the train pass). Paths are
-normalized relative to the folder before they key anything: ``./audio/a.wav`` and
+Rows without a ``split`` column (or value) go to ``train``, or with ``--split-by-speaker`` to
+a seeded speaker-disjoint split (speaker_split.py; rows with a split keep it). ``split`` values
+are read case-insensitively: train/training -> train, validation/val/valid/dev -> validation,
+test -> test; any other value is an ``unknown_split`` drop (counted once, in the train pass).
+Paths are normalized relative to the folder before they key anything: ``./audio/a.wav`` and
 ``audio/../audio/a.wav`` are ``audio/a.wav``; the first row naming a file (in file order, in
 any split) is kept, later rows naming the same file are ``duplicate_id`` drops.
 """
@@ -14,10 +15,13 @@ import csv
 import io
 import json
 import os
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
 from ..records import AudioRef, Drop, SourceError, Utterance, make_key
+from ..speaker_split import Group, assign_speakers, group_of, split_counts
 from . import Source
 from ._common import Row, read_tsv
 
@@ -29,6 +33,11 @@ SPLIT_NAMES = {"": "train", "train": "train", "training": "train", "validation":
 class LocalFolder(Source):
     name = "local"
     extras_fields = ("path",)
+
+    def __init__(self, opts):
+        super().__init__(opts)
+        self._assigned: dict[Group, str] | None = None  # --split-by-speaker, see _assignment
+        self._unsplit: Counter = Counter()  # group -> rows without a split
 
     def _folder(self) -> Path:
         if self.opts.path is None:
@@ -89,6 +98,34 @@ class LocalFolder(Source):
             yield Row(i, {k: "" if v is None else str(v) for k, v in rec.items()})
 
     def records(self, split: str) -> Iterator[Utterance | Drop]:
+        assigned = self._assignment()
+        for given, group, item in self._scan():
+            if (given or assigned.get(group, "train")) == split:
+                yield replace(item, split=split)
+
+    def _assignment(self) -> dict[Group, str]:
+        """Group -> split for the rows without a split under --split-by-speaker (else {}):
+        one pass over the metadata, then kept for every split's pass."""
+        plan = self.opts.options.get("split_by_speaker")
+        if not plan:
+            return {}
+        if self._assigned is None:
+            self._unsplit = Counter(g for given, g, item in self._scan()
+                                    if given is None and isinstance(item, Utterance))
+            self._assigned = assign_speakers(self._unsplit, plan["fractions"], plan["seed"])
+        return self._assigned
+
+    def speaker_split(self) -> dict | None:
+        """Per split, the rows (and speakers) --split-by-speaker put there; None when off."""
+        if not self.opts.options.get("split_by_speaker"):
+            return None
+        return split_counts(self._unsplit, self._assignment())
+
+    def _scan(self) -> Iterator[tuple[str | None, Group | None, Utterance | Drop]]:
+        """Every row of the metadata once, in file order, as ``(split, group, item)``: the
+        row's split (None where the metadata gives none), its speaker group (speaker_split.py)
+        and its record or drop, whose ``split`` records() fills in. Problems of the file or of
+        the split value itself count under train."""
         root, meta = self._folder(), self._metadata_file()
         if not meta.exists():
             raise SourceError(f"local: missing metadata file {meta}")
@@ -96,38 +133,37 @@ class LocalFolder(Source):
         seen: dict[Path, str] = {}  # resolved file -> where it was first named, all splits
         for row in self._rows(meta):
             if isinstance(row, Drop):
-                if split == "train":  # count file-level problems once
-                    yield Drop(row.source, split, row.item, row.reason, row.detail)
+                yield "train", None, row
                 continue
             f = row.fields
             where = f"{meta.name}:{row.line}"
             raw_split = f.get("split", "").strip()
-            row_split = SPLIT_NAMES.get(raw_split.lower())
-            if row_split is None:
-                if split == "train":  # every pass reads every row: count it once
-                    yield Drop(self.name, split, where, "unknown_split", repr(raw_split[:80]))
+            given = SPLIT_NAMES.get(raw_split.lower()) if raw_split else None
+            if raw_split and given is None:
+                yield "train", None, Drop(self.name, "train", where, "unknown_split",
+                                          repr(raw_split[:80]))
                 continue
+            speaker = f.get("speaker", "").strip()
+            group = group_of(speaker, "") if speaker else None  # without a speaker: the key
             raw = f["path"].strip()
             audio = (root / raw).resolve()
             if not raw or not audio.is_relative_to(real_root):
-                if row_split == split:
-                    yield Drop(self.name, split, where, "missing_fields", f"bad path {raw!r}")
+                yield given, group, Drop(self.name, "", where, "missing_fields",
+                                         f"bad path {raw!r}")
                 continue
             rel = os.path.normpath(raw).replace(os.sep, "/")
             if audio in seen:  # the same file under another spelling or in another split
-                if row_split == split:
-                    yield Drop(self.name, split, where, "duplicate_id",
-                               f"{raw} (first named at {seen[audio]})")
+                yield given, group, Drop(self.name, "", where, "duplicate_id",
+                                         f"{raw} (first named at {seen[audio]})")
                 continue
             seen[audio] = where
-            if row_split != split:
-                continue
             if not audio.is_file():
-                yield Drop(self.name, split, where, "missing_audio", rel)
+                yield given, group, Drop(self.name, "", where, "missing_audio", rel)
                 continue
             source_id = rel.rsplit(".", 1)[0] if "." in Path(rel).name else rel
-            yield Utterance(
-                key=make_key(self.name, source_id), source=self.name, split=split,
+            key = make_key(self.name, source_id)
+            yield given, group or group_of("", key), Utterance(
+                key=key, source=self.name, split="",
                 language=self.opts.language, source_id=source_id, text=f["text"],
-                speaker=f.get("speaker", "").strip(), gender=f.get("gender", "").strip().lower(),
+                speaker=speaker, gender=f.get("gender", "").strip().lower(),
                 audio=AudioRef(str(audio)), extras=self.extras(path=rel))

@@ -23,6 +23,14 @@ over an endless stream, so every rank takes the same number of steps and none wa
 epoch end. Without a GPU (no torch accelerator) the ranks use gloo on the CPU (``use_cpu``;
 else accelerate would run them as unrelated single processes, each training alone). The model,
 tokenizer and TensorBoard logs are written by rank 0 only; checkpoints by the Trainer's rules.
+
+What training prints (one line per logging step) and keeps (``<out>/train_log.jsonl``): see
+``trainlog.py``. ``num_train_epochs`` reaches here as ``max_steps`` (``ablate_recipe.
+resolve_steps``: the stream is endless). ``eval_steps`` evaluates during training with
+sweaug's own evaluation (:func:`in_training_evaluation`, rank 0, its metrics broadcast to the
+others), which the Trainer uses for ``metric_for_best_model`` / ``load_best_model_at_end`` and
+transformers' ``EarlyStoppingCallback`` (``early_stopping_patience``); the summary records the
+best step and metric (:func:`best_summary`).
 """
 from __future__ import annotations
 
@@ -118,11 +126,69 @@ def training_arguments(t: dict, out: Path, seed: int, plan: dict | None = None):
         save_total_limit=CHECKPOINTS_KEPT, ignore_data_skip=True,
         report_to="none", seed=seed, data_seed=seed,  # TensorBoard: our callback, own folder
         dataloader_num_workers=t["dataloader_num_workers"], remove_unused_columns=False,
-        label_names=["labels"], eval_strategy="no", disable_tqdm=True,
+        label_names=["labels"], disable_tqdm=True, **eval_arguments(t),
         accelerator_config={"dispatch_batches": False},
         # several CPU processes: DDP over gloo (accelerate's MULTI_CPU)
         use_cpu=not accel or not cuda,
     )
+
+
+def eval_arguments(t: dict) -> dict:
+    """The Trainer's evaluation arguments for ``training.eval_steps`` & co. (none: no
+    evaluation during training). The evaluation itself is sweaug's
+    (:func:`in_training_evaluation`), logged as ``eval_loss`` / ``eval_wer``; lower is better
+    for both. The Trainer tracks the best one (``state.best_metric`` / ``best_global_step``) and,
+    with ``load_best_model_at_end``, keeps its checkpoint and loads it when training ends."""
+    if not t.get("eval_steps"):
+        return {"eval_strategy": "no"}
+    return {"eval_strategy": "steps", "eval_steps": int(t["eval_steps"]),
+            "metric_for_best_model": "eval_" + t.get("metric_for_best_model", "loss"),
+            "greater_is_better": False,
+            "load_best_model_at_end": bool(t.get("load_best_model_at_end", False))}
+
+
+def in_training_evaluation(recipe, mix, sets: dict, model, fe, tok, kept=None, full_head=None):
+    """A function that evaluates ``model`` (the plain Whisper under a LoRA wrapper, adapters in
+    place) on ``training.eval_during_training`` — its first ``eval_during_training_max_samples``
+    samples, with :func:`~.evaluate.evaluate_set`, the code of the final evaluation — and
+    returns ``{"loss", "samples"}`` and, for ``metric_for_best_model: wer``, ``"wer"`` and
+    ``"nwer"`` (fractions). For ``loss`` it generates a single token per batch (the WER of that
+    is meaningless and not reported): the teacher-forced loss alone costs one forward pass.
+    With ``vocabulary: transcripts`` the full head and the suppressed tokens stand in while it
+    runs, as in the saved model."""
+    import itertools
+
+    from ..ablate import eval_settings
+    from .evaluate import evaluate_set, shard_samples
+
+    t = mix.training
+    ss = sets[t["eval_during_training"]]
+    cap = int(t["eval_during_training_max_samples"])
+    wer = t.get("metric_for_best_model", "loss") == "wer"
+
+    def run() -> dict:
+        kw = eval_settings(recipe, mix, model)
+        if not wer:
+            kw["max_new_tokens"] = 1
+        swapped = None
+        if kept is not None:
+            from .vocab import suppressed
+            swapped = (model.proj_out, model.generation_config.suppress_tokens)
+            model.proj_out = full_head
+            model.generation_config.suppress_tokens = suppressed(model.config.vocab_size, kept)
+        try:
+            r = evaluate_set(model, tok, fe, itertools.islice(shard_samples(ss.shards), cap),
+                             language=recipe.language, task=recipe.task, max_samples=cap,
+                             bootstrap=1, seed=recipe.seed, total=ss.samples, **kw)
+        finally:
+            if swapped is not None:
+                model.proj_out, model.generation_config.suppress_tokens = swapped
+        out = {"loss": r["eval_loss"], "samples": r["n"]}
+        if wer:
+            out.update(wer=r["wer"], nwer=r["nwer"])
+        return out
+
+    return run
 
 
 def enable_checkpointing(model, reentrant: bool = False) -> None:
@@ -225,14 +291,19 @@ def train_mix(recipe, mix, sets: dict, out: Path, plan: dict | None = None,
     import time
 
     from torch.utils.tensorboard import SummaryWriter
-    from transformers import TrainerCallback
+    from transformers import EarlyStoppingCallback
     from transformers.integrations import TensorBoardCallback
 
     from .device import ATTENTION, plan_training, run_key
     from .features import LogMel
     from .mix import MixStream, SpeechCollator, StreamProgress
+    from .trainlog import LOG_FILE, JsonLines, progress_callback, quiet_transformers, \
+        remove_printing
 
     t = mix.training
+    if t.get("max_steps") is None:
+        raise RuntimeError(f"{mix.name}: num_train_epochs is not converted to steps yet "
+                           f"(ablate_recipe.resolve_steps)")
     if plan is None:
         plan, problems = plan_training(t, lora=bool(mix.lora))
         if problems:
@@ -298,38 +369,59 @@ def train_mix(recipe, mix, sets: dict, out: Path, plan: dict | None = None,
                        max_label_tokens=max_labels, start=progress.state,
                        worker_offset=progress.batches % workers)
     losses: list[tuple[int, float]] = []
-
-    class Record(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
-                losses.append((state.global_step, float(logs["loss"])))
-                if main:  # a progress line (`sweaug demo` shows the latest of each job's)
-                    print(f"{PROGRESS} {mix.name}: step {state.global_step}/{state.max_steps}, "
-                          f"loss {float(logs['loss']):.3f}", flush=True)
-
-    callbacks = [Record()]
+    # the console's progress lines and <out>/train_log.jsonl (trainlog.py); `sweaug demo` shows
+    # the latest PROGRESS line of each job's log
+    sink = JsonLines(out / LOG_FILE if main else None)
+    metric = t.get("metric_for_best_model", "loss") if t.get("eval_steps") else None
+    callbacks = [progress_callback(mix.name, PROGRESS, t["per_device_train_batch_size"]
+                                   * t["gradient_accumulation_steps"] * world, sink, main,
+                                   losses, metric)]
     if main:  # a SummaryWriter creates its event file at once: rank 0 only
         callbacks.append(TensorBoardCallback(SummaryWriter(str(out / "tensorboard"))))
-    trainer = _trainer_class(kept, model.config)(
-        model=model, args=args, train_dataset=stream,
-        data_collator=SpeechCollator(model.config.decoder_start_token_id), callbacks=callbacks)
-    trainer.sweaug_progress = progress
-    trainer.sweaug_resume_rng = str(last) if last else None
-    start_step = trainer_state_step(last) if last else 0
-    last = str(last) if last else None
-    t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=last)
-    seconds = time.perf_counter() - t0
-    if kept is not None:  # the saved model is a plain Whisper that never emits the others
-        base.proj_out = full_head
-        base.generation_config.suppress_tokens = suppressed(model.config.vocab_size, kept)
-    if main:
-        if mix.lora:
-            model = model.merge_and_unload()
-        model.save_pretrained(str(out / "model"))
-        tok.save_pretrained(str(out / "model"))
-        fe.save_pretrained(str(out / "model"))
-    trainer.accelerator.wait_for_everyone()  # the model is on disk before any rank goes on
+    if t.get("early_stopping_patience"):
+        callbacks.append(EarlyStoppingCallback(int(t["early_stopping_patience"])))
+    evaluate = None
+    if metric:
+        evaluate = in_training_evaluation(recipe, mix, sets, base, fe, tok, kept,
+                                          full_head if kept is not None else None)
+    sink.write({"start": {"run_hash": run_hash, "resumed_from": last.name if last else None,
+                          "max_steps": t["max_steps"], "processes": world}})
+    file_only = ()
+    if getattr(base.proj_out, "weight", None) is base.model.decoder.embed_tokens.weight:
+        # loading the best checkpoint: its file holds the tied head once, as embed_tokens
+        file_only = ("missing keys in the checkpoint model loaded: ['proj_out.weight']",)
+    with quiet_transformers(sink, console=True, file_only=file_only):
+        trainer = _trainer_class(kept, model.config)(
+            model=model, args=args, train_dataset=stream,
+            # the Trainer wants an eval_dataset to evaluate; sweaug's evaluation reads its own
+            eval_dataset=[{}] if evaluate else None,
+            data_collator=SpeechCollator(model.config.decoder_start_token_id),
+            callbacks=callbacks)
+        remove_printing(trainer)
+        trainer.sweaug_progress = progress
+        trainer.sweaug_resume_rng = str(last) if last else None
+        trainer.sweaug_evaluate = evaluate
+        start_step = trainer_state_step(last) if last else 0
+        last = str(last) if last else None
+        t0 = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=last)
+        seconds = time.perf_counter() - t0
+        if kept is not None:  # the saved model is a plain Whisper that never emits the others
+            base.proj_out = full_head
+            base.generation_config.suppress_tokens = suppressed(model.config.vocab_size, kept)
+        if main:
+            if mix.lora:
+                model = model.merge_and_unload()
+            model.save_pretrained(str(out / "model"))
+            tok.save_pretrained(str(out / "model"))
+            fe.save_pretrained(str(out / "model"))
+        trainer.accelerator.wait_for_everyone()  # the model is on disk before any rank goes on
+    sink.close()
+    best = best_summary(trainer.state, t, result) if metric else None
+    if main and best and best["loaded"]:
+        log.info("%s: the best checkpoint (step %s, eval %s %.4g) was loaded at the end of "
+                 "training and saved as the model", mix.name, best["step"], best["metric"],
+                 best["value"])
     timing = trainer.sweaug_timing
     dropped = progress.dropped()
     if main and any(dropped.values()):
@@ -342,7 +434,10 @@ def train_mix(recipe, mix, sets: dict, out: Path, plan: dict | None = None,
             "losses": losses, "resumed_from": Path(last).name if last else None,
             "processes": world, "kept_tokens": len(kept) if kept is not None else None,
             "ran_with": {**plan, "attention": attention}, "spec_augment": spec,
-            "run_hash": run_hash,
+            "run_hash": run_hash, "max_steps": int(t["max_steps"]),
+            "epochs": mix_epochs(mix), "best": best,
+            "evaluations": evaluations(trainer.state) if metric else None,
+            "log_file": LOG_FILE if main else None,
             "dropped": {**dropped, "window_seconds": (window or 0) / 16000,
                         "max_label_tokens": max_labels, "rank": args.process_index},
             "throughput": {"seconds": round(seconds, 3),
@@ -351,6 +446,40 @@ def train_mix(recipe, mix, sets: dict, out: Path, plan: dict | None = None,
                            "loader_wait_seconds": round(timing["wait"], 3),
                            "first_batch_seconds": round(timing["first_wait"] or 0.0, 3),
                            "per_rank": True}}
+
+
+def mix_epochs(mix) -> dict | None:
+    """``num_train_epochs`` as converted to steps (``ablate_recipe.resolve_steps``): epochs,
+    samples of the mix, samples per step, steps; None when the recipe gives max_steps."""
+    return getattr(mix, "epochs", None)
+
+
+def best_summary(state, t: dict, result) -> dict:
+    """The best evaluation during training, as the Trainer tracked it: ``metric`` (loss or
+    wer), ``value``, ``step``, ``checkpoint`` (its folder name; None when none was saved at that
+    step), ``loaded`` (load_best_model_at_end: the saved model is that checkpoint's), and
+    whether early stopping ended training before max_steps (``stopped_early``)."""
+    ckpt = state.best_model_checkpoint
+    return {"metric": t.get("metric_for_best_model", "loss"),
+            "set": t.get("eval_during_training"),
+            "max_samples": t.get("eval_during_training_max_samples"),
+            "value": None if state.best_metric is None else float(state.best_metric),
+            "step": state.best_global_step or None,
+            "checkpoint": Path(ckpt).name if ckpt else None,
+            "loaded": bool(t.get("load_best_model_at_end") and ckpt),
+            "stopped_early": int(result.global_step) < int(t["max_steps"]),
+            "early_stopping_patience": t.get("early_stopping_patience")}
+
+
+def evaluations(state) -> list[dict]:
+    """Every evaluation during training: ``{"step", "loss"[, "wer", "nwer"]}``."""
+    out = []
+    for h in state.log_history:
+        if "eval_loss" in h:
+            out.append({"step": h.get("step"),
+                        **{k[5:]: h[k] for k in ("eval_loss", "eval_wer", "eval_nwer")
+                           if k in h}})
+    return out
 
 
 def trainer_state_step(folder) -> int:
@@ -476,6 +605,28 @@ def _trainer_class(kept: list[int] | None = None, config=None):
                 timing["samples"] += int(info.get("samples", 0))
                 timing["label_tokens"] += int(info.get("label_tokens", 0))
             return batches, n
+
+        sweaug_evaluate = None  # in_training_evaluation's function (None: the Trainer's own)
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            """sweaug's evaluation (rank 0 runs it, the others get its metrics), logged and
+            handed to the callbacks (early stopping) as the Trainer's own would be."""
+            import time
+
+            if self.sweaug_evaluate is None:
+                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            t0 = time.perf_counter()
+            metrics = [self.sweaug_evaluate() if self.args.process_index == 0 else None]
+            if self.args.world_size > 1:
+                import torch.distributed as dist
+                if dist.is_available() and dist.is_initialized():
+                    dist.broadcast_object_list(metrics, src=0)
+            metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics[0].items()}
+            metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - t0, 4)
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state,
+                                                             self.control, metrics)
+            return metrics
 
         def _save_checkpoint(self, model, trial):
             if self.sweaug_progress is not None:
