@@ -51,8 +51,8 @@ def clips_5s(n: int) -> list[np.ndarray]:
 
 
 def write_shards(clips: list[np.ndarray], folder: Path, per_shard: int = 50) -> list[Path]:
-    from sweaug.audio import encode_flac
-    from sweaug.shards import ShardWriter, sample_json
+    from sweaug.build.audio import encode_flac
+    from sweaug.build.shards import ShardWriter, sample_json
 
     folder.mkdir(parents=True, exist_ok=True)
     w = ShardWriter(lambda i: folder / f"train-{i:06d}.tar", per_shard)
@@ -93,7 +93,7 @@ class NaiveStream:
 
         class DS(tud.IterableDataset):
             def __iter__(self):
-                from sweaug.shards import iter_samples
+                from sweaug.build.shards import iter_samples
                 from sweaug.train.data import decode_flac
 
                 info = tud.get_worker_info()
@@ -134,7 +134,7 @@ def main() -> int:
     from sweaug.augment import Augmenter, load_recipe
     from sweaug.train.data import ShardStream, decode_flac
     from sweaug.train.features import LogMel
-    from sweaug.whisper import offline_tokenizer
+    from sweaug.train.whisper import offline_tokenizer
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="sweaug-augbench-"))
     clips = clips_5s(args.clips)
@@ -153,7 +153,7 @@ def main() -> int:
 
     print("\n2. one sample on one core (median of 30, ms)")
     torch.set_num_threads(1)
-    from sweaug.shards import iter_samples
+    from sweaug.build.shards import iter_samples
     first = next(iter_samples(Path(shards[0])))[1]
     lm = LogMel(fe)
     stages = {"decode FLAC": lambda: decode_flac(first["flac"]),

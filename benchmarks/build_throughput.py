@@ -378,9 +378,25 @@ def _member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def child_datasets(inp: Path, out: Path) -> None:
+# The codec loop both baselines share: 16 kHz mono float -> 16-bit PCM -> FLAC, then the sample's
+# two members. Only the decode/resample step differs (torchcodec through `datasets` / soxr).
+def _flac16(mono) -> tuple[bytes, int]:
+    """16 kHz mono float32 -> (16-bit FLAC bytes, sample count)."""
     import numpy as np
     import soundfile as sf
+
+    pcm = np.clip(np.rint(mono * 32767.0), -32768, 32767).astype(np.int16)
+    buf = io.BytesIO()
+    sf.write(buf, pcm, 16000, format="FLAC", subtype="PCM_16")
+    return buf.getvalue(), int(pcm.size)
+
+
+def _write_sample(tar: tarfile.TarFile, key: str, flac: bytes, meta: dict) -> None:
+    _member(tar, f"{key}.flac", flac)
+    _member(tar, f"{key}.json", json.dumps(meta, ensure_ascii=False).encode())
+
+
+def child_datasets(inp: Path, out: Path) -> None:
     from datasets import Audio, load_dataset
 
     loc = _locale_dir(inp)
@@ -392,11 +408,8 @@ def child_datasets(inp: Path, out: Path) -> None:
     def to_flac(example: dict) -> dict:
         samples = example["audio"].get_all_samples()  # torchcodec AudioDecoder, at 16 kHz
         x = samples.data.numpy()  # (channels, frames) float32
-        mono = x[0] if x.shape[0] == 1 else x.mean(axis=0)
-        pcm = np.clip(np.rint(mono * 32767.0), -32768, 32767).astype(np.int16)
-        buf = io.BytesIO()
-        sf.write(buf, pcm, 16000, format="FLAC", subtype="PCM_16")
-        return {"flac": buf.getvalue(), "num_samples": int(pcm.size)}
+        flac, n = _flac16(x[0] if x.shape[0] == 1 else x.mean(axis=0))
+        return {"flac": flac, "num_samples": n}
 
     (out / "cv").mkdir(parents=True, exist_ok=True)
     for split, ds in dsd.items():
@@ -410,12 +423,10 @@ def child_datasets(inp: Path, out: Path) -> None:
                         "speaker": row["client_id"], "gender": row["gender"] or "",
                         "num_samples": row["num_samples"], "sample_rate": 16000,
                         "duration": round(row["num_samples"] / 16000, 4)}
-                _member(tar, f"{key}.flac", row["flac"])
-                _member(tar, f"{key}.json", json.dumps(meta, ensure_ascii=False).encode())
+                _write_sample(tar, key, row["flac"], meta)
 
 
 def child_bare(inp: Path, out: Path) -> None:
-    import numpy as np
     import soundfile as sf
     import soxr
 
@@ -427,16 +438,11 @@ def child_bare(inp: Path, out: Path) -> None:
                 for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
                     x, sr = sf.read(loc / "clips" / row["path"], dtype="float32", always_2d=True)
                     mono = x[:, 0] if x.shape[1] == 1 else x.mean(axis=1)
-                    y = soxr.resample(mono, sr, 16000, quality="HQ")
-                    pcm = np.clip(np.rint(y * 32767.0), -32768, 32767).astype(np.int16)
-                    buf = io.BytesIO()
-                    sf.write(buf, pcm, 16000, format="FLAC", subtype="PCM_16")
+                    flac, n = _flac16(soxr.resample(mono, sr, 16000, quality="HQ"))
                     key = _key(row["path"])
                     meta = {"key": key, "split": split, "text": row["sentence"],
-                            "speaker": row["client_id"], "num_samples": int(pcm.size),
-                            "sample_rate": 16000}
-                    _member(tar, f"{key}.flac", buf.getvalue())
-                    _member(tar, f"{key}.json", json.dumps(meta, ensure_ascii=False).encode())
+                            "speaker": row["client_id"], "num_samples": n, "sample_rate": 16000}
+                    _write_sample(tar, key, flac, meta)
 
 
 # ---- checking the outputs -----------------------------------------------------------------------

@@ -7,7 +7,7 @@ What it measures, in one command, offline:
    (or reuses ``--corpus DIR``, a built corpus with ``cv/train`` and ``cv/test``);
 2. writes a recipe (``<out>/gpu-check.yaml``) of one mix — ``cv/train`` with the default
    on-the-fly augmentation (``sweaug/recipes/augment/default.yaml``), the streaming loader with
-   2 workers — and runs it with :func:`sweaug.ablate.run_recipe` in this process, the same path
+   2 workers — and runs it with :func:`sweaug.ablate.run.run_recipe` in this process, the same path
    as ``sweaug ablate``. The model is whisper-small's architecture with random weights
    (``model: tiny-random``, ``tiny: {d_model: 768, layers: 12, heads: 12,
    max_target_positions: 448}``, a 30 s window: 241,734,912 parameters, the real multilingual
@@ -189,7 +189,7 @@ def recipe_text(s: dict, model: str | None) -> str:
 
 def build_sample(corpus: Path, cache: Path, echo) -> float:
     """``sweaug demo``'s step 1: the bundled sample (CV, FLEURS and RixVox layouts) -> shards."""
-    from sweaug.build import BuildConfig, build
+    from sweaug.build.pipeline import BuildConfig, build
     from sweaug.demo import SAMPLE, demo_cv
     from sweaug.sources import SourceOptions
 
@@ -450,14 +450,14 @@ def main(argv=None) -> int:
         else:
             build_s = build_sample(corpus, out / "cache", echo)
     recipe = out / f"{RECIPE_NAME}.yaml"
-    from sweaug.shards import atomic_write_bytes
+    from sweaug.files import atomic_write_bytes
     atomic_write_bytes(recipe, recipe_text(s, a.model).encode("utf-8"))
     runs = out / "runs"
     mix_dir = runs / RECIPE_NAME / MIX
     if mix_dir.exists():  # this check's own earlier run: measure again, never skip as done
         shutil.rmtree(mix_dir)
 
-    from sweaug.ablate import run_recipe
+    from sweaug.ablate.run import run_recipe
 
     echo(f"== train {s['steps']} steps and evaluate {s['eval_clips']} clips ({recipe})")
     if s["cuda"]:

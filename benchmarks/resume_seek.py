@@ -39,7 +39,7 @@ DEFAULT_AUGMENT = REPO / "sweaug" / "recipes" / "augment" / "default.yaml"
 
 def build_sample(out: Path) -> Path:
     """The bundled sample's CV part, built as ``sweaug demo`` builds it."""
-    from sweaug.build import BuildConfig, build
+    from sweaug.build.pipeline import BuildConfig, build
     from sweaug.demo import demo_cv
     from sweaug.sources import SourceOptions
 
@@ -67,10 +67,10 @@ def main(argv=None) -> int:
     import torch
     from transformers import WhisperFeatureExtractor
 
-    from sweaug.shards import atomic_write_bytes
+    from sweaug.files import atomic_write_bytes
     from sweaug.train.features import LogMel
     from sweaug.train.mix import DROP_REASONS, MixStream
-    from sweaug.whisper import offline_tokenizer
+    from sweaug.train.whisper import offline_tokenizer
 
     torch.set_num_threads(1)
     out = (a.out or Path(tempfile.mkdtemp(prefix="sweaug-resume-seek-"))).resolve()

@@ -33,7 +33,7 @@ def main() -> None:
     import transformers
 
     from sweaug.train.vocab import KeptLogits, index_of, kept_token_loss
-    from sweaug.whisper import tiny_whisper
+    from sweaug.train.whisper import tiny_whisper
 
     transformers.logging.set_verbosity_error()
     models = {}

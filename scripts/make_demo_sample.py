@@ -63,7 +63,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 if str(REPO / "scripts") not in sys.path:
     sys.path.insert(0, str(REPO / "scripts"))
-from sweaug.text import normalized_text, target_text  # noqa: E402  (the guard's own normaliser)
+from sweaug.build.text import normalized_text, target_text  # noqa: E402  (the guard's own normaliser)
 # the fixtures' conventions (CV v17 columns, seeds, ids, trimming) and their sentence pool
 from make_fixtures import (CV17_GENDER, CV17_HEADER, SV_SENTENCES,  # noqa: E402
                            seed_of, sentence_id, trim)

@@ -141,11 +141,11 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
           min_duration, max_duration, min_cps, max_cps, max_clip_fraction, cache_dir, strict,
           no_progress, split_by_speaker, split_seed):
     """Build normalized WebDataset shards from public Swedish speech sources."""
-    from .build import BuildConfig, build as run_build
-    from .filters import FilterConfig
+    from .build.pipeline import BuildConfig, build as run_build
+    from .build.filters import FilterConfig
     from .records import ConfigError, SourceError
     from .sources import SourceOptions
-    from .storage import parse_storage_options
+    from .build.storage import parse_storage_options
 
     names = [s.strip() for s in sources.split(",") if s.strip()]
     unknown = [n for n in names if n not in SOURCE_NAMES]
@@ -187,7 +187,7 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
                 bar.close()
     except (SourceError, ConfigError) as e:
         _fail(str(e))
-    from .manifest import format_table
+    from .build.manifest import format_table
     click.echo(format_table(manifest))
     out = out.rstrip("/") or out
     click.echo(f"\nwrote {out}/manifest.json and {out}/leakage.tsv")
@@ -198,7 +198,7 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
 def _split_fractions(value: str | None):
     """--split-by-speaker's TRAIN,DEV,TEST, checked (a usage error otherwise)."""
     from .records import ConfigError
-    from .speaker_split import parse_fractions
+    from .sources.speaker_split import parse_fractions
 
     try:
         return None if value is None else parse_fractions(value)
@@ -277,7 +277,7 @@ def augment(folder, recipe, copies, seed, out, splits, noise_dir, rir_dir, worke
                 bar.close()
     except (RecipeError, SourceError, ConfigError) as e:
         _fail(str(e))
-    from .manifest import format_table
+    from .build.manifest import format_table
     click.echo(format_table(manifest))
     click.echo(f"\nwrote {out}/manifest.json")
 
@@ -347,7 +347,7 @@ def ablate(recipe, out, corpus, dry_run, mixes, device):
 
     RECIPE is a file or a bundled recipe's name (seed-table, data-mixes; `sweaug recipes`).
     Runs unchanged under `torchrun` / `accelerate launch` (one mix on several GPUs)."""
-    from .ablate import run_recipe
+    from .ablate.run import run_recipe
     from .bundled import resolve
     from .records import ConfigError, SourceError
 
@@ -367,7 +367,7 @@ def ablate(recipe, out, corpus, dry_run, mixes, device):
 def report(run_dir):
     """Rebuild report.md, results.csv and wer.png of an ablation run folder (<out>/<recipe>)
     from the mixes that have finished, naming those that have not."""
-    from .ablate import report_run
+    from .ablate.run import report_run
     from .records import ConfigError
 
     try:
@@ -409,7 +409,7 @@ def demo(out, quick, seed, workers):
 @click.argument("corpus", type=click.Path(path_type=Path, exists=True, file_okay=False))
 def stats(corpus: Path):
     """Print a corpus manifest as a table."""
-    from .manifest import format_table, read_manifest
+    from .build.manifest import format_table, read_manifest
     from .records import SourceError
 
     try:

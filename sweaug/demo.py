@@ -75,12 +75,12 @@ def demo_cv() -> Path:
 
 def run_demo(out: Path, quick: bool = False, seed: int = 13, workers: int = 2, echo=print
              ) -> dict:
-    from .ablate import run_recipe
+    from .ablate.run import run_recipe
     from .augment import load_recipe
     from .augment.offline import augment_corpus
-    from .build import BuildConfig, build
-    from .manifest import format_table
-    from .shards import atomic_write_bytes
+    from .build.pipeline import BuildConfig, build
+    from .build.manifest import format_table
+    from .files import atomic_write_bytes
     from .sources import SourceOptions
 
     out = Path(out).resolve()
@@ -131,8 +131,8 @@ def _ablate_side_by_side(recipe: Path, runs: Path, corpus: Path, echo) -> dict:
     import sys
     import time
 
-    from .ablate import report_run
-    from .ablate_recipe import AblationError
+    from .ablate.run import report_run
+    from .ablate.recipe import AblationError
 
     logs = runs / "logs"
     logs.mkdir(parents=True, exist_ok=True)

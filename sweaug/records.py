@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Mapping
 
 SPLITS = ("train", "validation", "test")
@@ -91,15 +89,3 @@ class SourceError(Exception):
 class ConfigError(ValueError):
     """Settings that make no sense (inverted bounds, zero copies, ...); printed without a
     traceback by the CLI."""
-
-
-def read_json_object(path: Path, error: type[Exception]) -> dict:
-    """A JSON file that must hold an object (a run's results.json, run.json, ...); any other
-    content raises ``error`` with a one-line message naming the file."""
-    try:
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise error(f"{path}: unreadable ({e})") from None
-    if not isinstance(d, dict):
-        raise error(f"{path}: not a JSON object")
-    return d

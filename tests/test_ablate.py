@@ -173,7 +173,7 @@ def test_transcripts_vocabulary(corpus, tmp_path, env):
     from sweaug.train.evaluate import label_ids, shard_samples
     from sweaug.train.features import LogMel
     from sweaug.train.vocab import KeptLogits
-    from sweaug.whisper import load_tokenizer
+    from sweaug.train.whisper import load_tokenizer
 
     runs = tmp_path / "runs"
     sweaug(env, "ablate", _recipe(tmp_path, TRANSCRIPTS), "--corpus", corpus, "--out", runs)
@@ -217,7 +217,7 @@ def test_transcripts_vocabulary(corpus, tmp_path, env):
 def test_torch_threads_is_restored():
     import torch
 
-    from sweaug.ablate import torch_threads
+    from sweaug.ablate.run import torch_threads
 
     before = torch.get_num_threads()
     with torch_threads(1):
@@ -234,7 +234,7 @@ def test_recipe_dropout_reaches_the_layers(tmp_path, pretrained):
     import torch
 
     from sweaug.train.finetune import load_whisper
-    from sweaug.whisper import tiny_whisper
+    from sweaug.train.whisper import tiny_whisper
 
     tiny = {"d_model": 64, "layers": 1, "heads": 2}
     name = "tiny-random"

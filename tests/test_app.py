@@ -65,7 +65,7 @@ def _wav(path: Path, audio: np.ndarray, sr: int) -> Path:
 
 def _speech(sr: int = 16000) -> np.ndarray:
     """The fixture clip, mono, at ``sr``."""
-    from sweaug.audio import decode, to_mono_16k
+    from sweaug.build.audio import decode, to_mono_16k
 
     x, src = decode(str(CLIP))
     mono = to_mono_16k(x, src)

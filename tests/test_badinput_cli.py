@@ -88,9 +88,9 @@ def test_build_refuses_an_output_inside_an_eval_folder(corpus, env, tmp_path):
 
 LAUNCHER = """\
 import sys
-import sweaug.executors
+import sweaug.build.executors
 if {fallback}:  # the Python 3.10 path: no PYTHONSAFEPATH
-    sweaug.executors._SAFE_PATH = False
+    sweaug.build.executors._SAFE_PATH = False
 if __name__ == "__main__":
     from sweaug.cli import main
     sys.exit(main())
@@ -121,7 +121,7 @@ def test_demo_ablation_jobs_import_the_installed_sweaug(env, tmp_path, monkeypat
     """`sweaug demo`'s side-by-side ablation jobs are `python -m sweaug.cli ...` subprocesses:
     from a cwd holding a sweaug folder they must still run this sweaug (here they stop at once,
     on a recipe that names no mixes, with sweaug's own error)."""
-    from sweaug.ablate_recipe import AblationError
+    from sweaug.ablate.recipe import AblationError
     from sweaug.demo import _ablate_side_by_side
 
     project = tmp_path / "project"
@@ -146,7 +146,7 @@ def test_demo_ablation_jobs_import_the_installed_sweaug(env, tmp_path, monkeypat
 HOLDER = """\
 import os, sys, time
 from pathlib import Path
-from sweaug import shards
+from sweaug.build import shards
 orig, flag = shards.ShardWriter.write, Path(os.environ["STARTED"])
 def write(self, key, files):  # the first sample: say so, then wait for the test's go
     if not flag.exists():
@@ -209,7 +209,7 @@ def test_the_lock_of_a_url_output_names_its_holder():
     """Any other fsspec URL (s3://, gs://, here memory://): a lock object, best effort."""
     import fsspec
 
-    from sweaug.storage import LOCK_INFO, OutputBusy, OutputLock, open_store
+    from sweaug.build.storage import LOCK_INFO, OutputBusy, OutputLock, open_store
 
     url = "memory://sweaug-lock-test/corpus"
     store = open_store(url)

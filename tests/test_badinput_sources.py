@@ -309,7 +309,7 @@ def test_oversized_member_is_skipped_unread(tmp_path):
 
 
 def test_tar_bomb_member_in_a_fleurs_archive_is_a_counted_oversized_drop(tmp_path, env):
-    from sweaug.audio import max_member_bytes
+    from sweaug.build.audio import max_member_bytes
 
     bound = max_member_bytes(30.0)
     fl = tmp_path / "fleurs"

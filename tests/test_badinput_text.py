@@ -16,7 +16,7 @@ from num2words import num2words
 
 from conftest import CV12, FIX, sweaug
 from sweaug.sources import REGISTRY
-from sweaug.text import normalized_text, rejected_chars, sv_number_value, target_text
+from sweaug.build.text import normalized_text, rejected_chars, sv_number_value, target_text
 
 
 def _replace(path: Path, old: str, new: str) -> None:
@@ -149,7 +149,7 @@ def test_guard_catches_number_spellings_within_and_across_sources(mixed):
 def test_eval_shards_of_an_older_normalizer_still_guard(mixed, tmp_path, env):
     """An --eval set built by normalizer sv-1 stores "det kostar hundra kronor"; the guard
     normalizes its `text` again, so a training "Det kostar 100 kronor." still leaks."""
-    from sweaug.shards import ShardWriter, iter_samples, sample_json
+    from sweaug.build.shards import ShardWriter, iter_samples, sample_json
 
     (src,) = sorted((mixed / "cv").glob("test-*.tar"))
     old = tmp_path / "old-eval"
@@ -173,7 +173,7 @@ def test_eval_shards_of_an_older_normalizer_still_guard(mixed, tmp_path, env):
 
 
 def test_eval_shard_without_sweaug_json_is_a_clear_error(tmp_path, env):
-    from sweaug.shards import ShardWriter
+    from sweaug.build.shards import ShardWriter
 
     bad = tmp_path / "eval"
     w = ShardWriter(lambda i: bad / "test-000000.tar")
@@ -188,7 +188,7 @@ def test_eval_shard_without_sweaug_json_is_a_clear_error(tmp_path, env):
 # -- 18: extras survive one load_dataset over several sources -------------------------------------
 
 def test_extras_is_a_json_string():
-    from sweaug.shards import extras_json, sample_json
+    from sweaug.build.shards import extras_json, sample_json
 
     assert extras_json({"b": "1", "a": "Åsa"}) == '{"a":"Åsa","b":"1"}'
     # a sample of a corpus built when extras was a struct is written in today's schema

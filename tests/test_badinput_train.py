@@ -5,7 +5,7 @@
 * case 12: a truncated shard or a sample without ``.json`` is a clean error naming the shard and
   the member — before training (preflight), and where samples are read (DataLoader workers too);
 * case 15: ablate / demo / app without their extra name the extra to install;
-* case 17: normalized WER puts reference and hypothesis through ``sweaug.text.normalized_text``
+* case 17: normalized WER puts reference and hypothesis through ``sweaug.build.text.normalized_text``
   (numbers as words), the function that writes ``text_normalized``;
 * case 20d: a WER over no reference words with errors is undefined (NaN, no warning), rendered
   "undefined" in the report.
@@ -191,7 +191,7 @@ def test_bad_shard_fails_before_training(bad_corpus, tmp_path, env, damage):
 
 
 def test_check_shard(corpus, tmp_path):
-    from sweaug.shards import ShardReadError
+    from sweaug.build.shards import ShardReadError
     from sweaug.train.samples import check_shard
 
     good = corpus / "cv" / "train-000000.tar"
@@ -220,7 +220,7 @@ def test_readers_name_the_shard_and_member(corpus, tmp_path):
     from torch.utils.data import DataLoader
 
     from sweaug.records import SourceError
-    from sweaug.shards import ShardReadError, iter_samples
+    from sweaug.build.shards import ShardReadError, iter_samples
     from sweaug.train.evaluate import shard_samples
     from sweaug.train.mix import MixStream
     from sweaug.train.vocab import transcript_tokens
@@ -289,7 +289,7 @@ def test_ablate_and_demo_name_the_train_extra(corpus, tmp_path, env, module):
 
 
 def test_app_names_the_app_extra(tmp_path, env):
-    from sweaug.whisper import tiny_whisper
+    from sweaug.train.whisper import tiny_whisper
 
     model = tmp_path / "m"
     for part in tiny_whisper(seconds=1.0, seed=0, d_model=64, layers=1, heads=2):
@@ -304,7 +304,7 @@ def test_app_names_the_app_extra(tmp_path, env):
 
 
 def test_normalized_wer_spells_numbers_on_both_sides():
-    from sweaug.text import normalized_text
+    from sweaug.build.text import normalized_text
     from sweaug.train import evaluate as ev
 
     refs = ["Hon kom hem klockan 3.", "Vi var 2 st."]
@@ -321,7 +321,7 @@ def test_normalized_wer_spells_numbers_on_both_sides():
 
 def test_reference_side_is_text_normalized(corpus):
     """The reference's normalized form is its sample's stored ``text_normalized``."""
-    from sweaug.shards import iter_samples
+    from sweaug.build.shards import iter_samples
     from sweaug.train.evaluate import wer_normalize
 
     metas = [json.loads(f["json"]) for shard in sorted((corpus / "cv").glob("*.tar"))
@@ -333,7 +333,7 @@ def test_reference_side_is_text_normalized(corpus):
 def test_report_states_and_applies_one_normalizer(tmp_path):
     """report.md says what normalized WER is; an evaluation from an older sweaug (Whisper's
     basic normalizer, digits kept) is recomputed from its stored transcripts, and named."""
-    from sweaug.ablate import RUN_FORMAT, report_run
+    from sweaug.ablate.run import RUN_FORMAT, report_run
     from sweaug.train import evaluate as ev
 
     refs, hyps = ["Han kom klockan 7.", "Det regnar."], ["han kom klockan sju", "det regnar"]
@@ -357,7 +357,7 @@ def test_report_states_and_applies_one_normalizer(tmp_path):
         {"mix": "m", "baseline": False, "hash": "h", "eval": {"cv/test": entry}}))
     report_run(run, echo=lambda *a: None)
     md = (run / "report.md").read_text()
-    assert "`sweaug.text.normalized_text` (the samples' `text_normalized`)" in md
+    assert "`sweaug.build.text.normalized_text` (the samples' `text_normalized`)" in md
     assert "numbers as Swedish words" in md and "BasicTextNormalizer" not in md
     assert "normalized WER recomputed from the stored transcripts" in md and "m on cv/test" in md
     row = [l for l in md.splitlines() if l.startswith("| m |")][-1]  # the cv/test table
@@ -385,7 +385,7 @@ def test_wer_on_no_reference_words_is_undefined_without_warning():
 
 
 def test_report_renders_undefined(tmp_path):
-    from sweaug.report import write_report
+    from sweaug.ablate.report import write_report
     from sweaug.train import evaluate as ev
 
     def entry(errors, words):

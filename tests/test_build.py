@@ -158,7 +158,7 @@ def test_shards_open_with_webdataset_and_datasets(build_a):
 
 
 def test_manifest_counts_match_shards(build_a):
-    from sweaug.shards import sha256_file
+    from sweaug.files import sha256_file
 
     m, samples = manifest(build_a), shard_samples(build_a)
     total = 0
@@ -191,7 +191,7 @@ def test_same_bytes_for_any_worker_count_and_on_rerun(build_a, tmp_path, env):
 
 KILLER = """
 import os, signal, sys
-from sweaug import shards
+from sweaug.build import shards
 calls = {"n": 0}
 orig = shards.ShardWriter.write
 def write(self, key, files):
@@ -220,7 +220,7 @@ def test_kill_9_then_resume_gives_the_same_bytes(build_a, tmp_path, env, kill_at
     recorded = set()
     for rec in (out / ".sweaug" / "parts").rglob("*.json"):
         recorded |= {s["sha256"] for s in json.loads(rec.read_text())["shards"]}
-    from sweaug.shards import sha256_file
+    from sweaug.files import sha256_file
     for f in out.rglob("*.tar"):
         assert sha256_file(f) in recorded, f
     assert list(out.rglob(".*.tmp*")), "the killed shard should be left as a temporary file"

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sweaug import audio
+from sweaug.build import audio
 from sweaug.records import Drop, make_key
-from sweaug.shards import ShardWriter, iter_samples, sha256_file
+from sweaug.build.shards import ShardWriter, iter_samples
+from sweaug.files import sha256_file
 from sweaug.sources._common import Row, extract_archive, index_archive, read_tsv
 
 

@@ -54,7 +54,7 @@ def corpus(tmp_path_factory, env):
 
 
 def _keys(shards) -> list[str]:
-    from sweaug.shards import iter_samples
+    from sweaug.build.shards import iter_samples
 
     return [k for s in shards for k, _ in iter_samples(Path(s))]
 
@@ -153,7 +153,7 @@ def test_mix_stream_deals_to_ranks_and_workers(corpus, tmp_path, monkeypatch):
 
     from sweaug.train.features import LogMel
     from sweaug.train.mix import MixStream
-    from sweaug.whisper import offline_tokenizer
+    from sweaug.train.whisper import offline_tokenizer
 
     train = json.loads((corpus / "manifest.json").read_text())["sources"]["local"]["splits"]
     shards = [corpus / s["path"] for s in train["train"]["shards"]]

@@ -61,7 +61,7 @@ def test_a_failed_side_by_side_job_is_an_error_naming_its_log(tmp_path, env, mon
     import pytest
 
     from sweaug import demo
-    from sweaug.ablate_recipe import AblationError
+    from sweaug.ablate.recipe import AblationError
 
     for k in ("SWEAUG_CACHE", "PYTHONPATH"):
         monkeypatch.setenv(k, env[k])

@@ -30,16 +30,9 @@ pytest.importorskip("matplotlib")
     ("", ""),
 ])
 def test_basic_normalize(text, want):
+    """transformers' BasicTextNormalizer, pinned on the Swedish cases: a transformers release
+    that changes what it does to å/ä/ö, brackets or punctuation fails here."""
     assert ev.basic_normalize(text) == want
-
-
-def test_basic_normalize_matches_whisper_basic_text_normalizer():
-    from transformers.models.whisper.english_normalizer import BasicTextNormalizer
-
-    whisper = BasicTextNormalizer()
-    for text in ["Åsa går hem.", "Hej [skratt] du (paus) där!", "Ö-vik, 3 st. à 5 kr",
-                 "Vad <unk> heter du?", "A\u030asa"]:
-        assert ev.basic_normalize(text) == whisper(text).strip()
 
 
 # ---------------------------------------------------------------- WER and bootstrap
@@ -114,7 +107,7 @@ def test_paired_bootstrap_diff():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from sweaug.whisper import tiny_whisper
+    from sweaug.train.whisper import tiny_whisper
 
     return tiny_whisper(seconds=2.0, d_model=64, seed=0,
                         cache_dir=tmp_path_factory.mktemp("tok"))
@@ -168,7 +161,7 @@ def test_guard_rejects_bad_language_and_task(tiny):
 
 
 def test_label_ids_equal_prefixed_tokenizer(tiny, tmp_path):
-    from sweaug.whisper import offline_tokenizer
+    from sweaug.train.whisper import offline_tokenizer
 
     tok = tiny[2]
     prefixed = offline_tokenizer(tmp_path)  # its own instance: set_prefix_tokens mutates it
@@ -326,7 +319,7 @@ def _rows():
 
 
 def test_write_report(tmp_path):
-    from sweaug.report import CSV_COLUMNS, write_report
+    from sweaug.ablate.report import CSV_COLUMNS, write_report
 
     notes = ["tiny model, smoke run", "fleurs/test capped at 30 samples"]
     paths = write_report(tmp_path, _rows(), None, ["cv/test", "fleurs/test"], notes)
@@ -388,7 +381,7 @@ def test_write_report(tmp_path):
 
 
 def test_write_report_without_baseline_and_explicit_reference(tmp_path):
-    from sweaug.report import write_report
+    from sweaug.ablate.report import write_report
 
     rows = [r for r in _rows() if r["mix"] != "baseline"]
     paths = write_report(tmp_path, rows, "cv+aug", ["cv/test"], [])
@@ -411,7 +404,7 @@ def test_shard_samples(tmp_path):
 
     import soundfile as sf
 
-    from sweaug.shards import ShardWriter
+    from sweaug.build.shards import ShardWriter
 
     w = ShardWriter(lambda i: tmp_path / f"test-{i:06d}.tar", max_samples=2)
     for c in _clips(3):
@@ -429,7 +422,7 @@ def test_shard_samples(tmp_path):
 
 
 def test_training_text_ablate_description():
-    from sweaug.report import training_text
+    from sweaug.ablate.report import training_text
 
     row = {"mix": "mix1", "data": {
         "sets": {"cv/train": 1.0, "cv-aug/train": 1.0},
@@ -449,7 +442,7 @@ def test_training_text_ablate_description():
 
 
 def test_report_from_evaluate_set(tiny, tmp_path):
-    from sweaug.report import write_report
+    from sweaug.ablate.report import write_report
 
     model, fe, tok = tiny
     r = ev.evaluate_set(model, tok, fe, _clips(4), batch_size=4, max_samples=3,
@@ -468,7 +461,7 @@ def test_report_from_evaluate_set(tiny, tmp_path):
 
 
 def test_reference_is_never_the_untrained_baseline(tmp_path):
-    from sweaug.report import choose_reference, write_report
+    from sweaug.ablate.report import choose_reference, write_report
 
     rows = _rows()
     # naming the baseline as reference: the first trained mix instead, and the report says so
@@ -491,7 +484,7 @@ def test_reference_is_never_the_untrained_baseline(tmp_path):
 def test_wer_png_scales_to_trained_mixes(tmp_path):
     """The untrained baseline (hundreds of percent) is a labelled marker at the top edge, not a
     bar that squashes the trained mixes; when it is near them it is a dashed line to scale."""
-    from sweaug.report import _table, plot_data, wer_figure
+    from sweaug.ablate.report import _table, plot_data, wer_figure
 
     rows = _rows()
     far = copy.deepcopy(rows)

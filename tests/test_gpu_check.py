@@ -69,7 +69,7 @@ def test_gpu_check_cpu_form(tmp_path, env):
                                     "gradient_accumulation_steps": 16}
         assert "gradient_accumulation_steps: 16" in p["advice"]
         # the recipe it ran is an ordinary sweaug ablate recipe of the seed's settings
-        from sweaug.ablate_recipe import load
+        from sweaug.ablate.recipe import load
         rec = load(out / "gpu-check.yaml")
         t = rec.mixes[0].training
         assert rec.model == "tiny-random" and rec.tiny["d_model"] == 768

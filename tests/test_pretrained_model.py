@@ -42,7 +42,7 @@ def run(env, cwd, *args, check=True):
 @pytest.fixture(scope="module")
 def user(tmp_path_factory, env):
     """A user's folder: a small corpus and a saved (tiny) Whisper, as save_pretrained writes it."""
-    from sweaug.whisper import tiny_whisper
+    from sweaug.train.whisper import tiny_whisper
 
     d = tmp_path_factory.mktemp("pre")
     run(env, d, "build", "--sources", "cv", "--cv-dir", CV12, "--out", "corpus", "--no-progress")

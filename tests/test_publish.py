@@ -27,7 +27,7 @@ import pytest
 from conftest import CV12, FIX, ROOT, sweaug
 from fakehub import front_matter, serve
 from sweaug.publish import PublishError, publish
-from sweaug.shards import iter_samples
+from sweaug.build.shards import iter_samples
 
 TOKEN = "hf_sweaugFAKEtoken0123456789abcdefXYZ"
 DEFAULT_RECIPE = ROOT / "recipes" / "augment" / "default.yaml"
@@ -235,7 +235,7 @@ def test_errors_are_clear(corpus, env, tmp_path):
 
 
 def test_samples_that_do_not_fit_the_schema_are_refused(corpus, tmp_path):
-    from sweaug.shards import ShardWriter, sample_json
+    from sweaug.build.shards import ShardWriter, sample_json
 
     bad = copy_corpus(corpus, tmp_path / "c")
     shard = bad / "rixvox" / "train-000001.tar"

@@ -71,7 +71,7 @@ def write_clip(corpus: Path, path: Path) -> str:
 
     import soundfile as sf
 
-    from sweaug.shards import iter_samples
+    from sweaug.build.shards import iter_samples
 
     shard = sorted((corpus / "cv").glob("test-*.tar"))[0]
     key, files = next(iter_samples(shard))

@@ -52,7 +52,7 @@ def test_ray_build_is_byte_identical_to_local(reference, ray_env, tmp_path):
 # defined in __main__, so Ray ships it to the workers by value: no test hook in sweaug itself.
 FAILING = """
 import os, sys
-from sweaug import build as b
+from sweaug.build import pipeline as b
 
 class Failing:
     def __init__(self, part, how, marker):
@@ -126,7 +126,7 @@ def test_failed_partitions_are_retried(reference, ray_env, tmp_path):
 
 KILLER = """
 import os, signal, sys
-from sweaug import executors
+from sweaug.build import executors
 orig = executors.RayExecutor.wait
 seen = {"n": 0}
 def wait(self, handles):

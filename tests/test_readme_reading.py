@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import CV12, ROOT, sweaug
-from sweaug.shards import iter_samples
+from sweaug.build.shards import iter_samples
 
 MARKER = "<!-- reading-shards-webdataset"
 

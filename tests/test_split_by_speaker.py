@@ -14,7 +14,7 @@ import pytest
 from conftest import FIX, sweaug, tree_bytes
 
 from sweaug.records import ConfigError
-from sweaug.speaker_split import assign_speakers, parse_fractions
+from sweaug.sources.speaker_split import assign_speakers, parse_fractions
 
 AUDIO = sorted((FIX / "local" / "audio").iterdir())
 ROWS_PER_SPEAKER = [1, 4, 2, 3, 1, 2, 4, 1, 3, 2, 1, 2]  # 12 speakers, 26 rows

@@ -119,7 +119,7 @@ def s3_tree(fs, prefix: str) -> dict[str, bytes]:
 
 KILLER = """
 import os, signal, sys
-from sweaug import shards
+from sweaug.build import shards
 calls = {"n": 0}
 orig = shards.ShardWriter.write
 def write(self, key, files):

@@ -1,9 +1,9 @@
-"""Tests for sweaug.text (target / normalized text, character checks)."""
+"""Tests for sweaug.build.text (target / normalized text, character checks)."""
 import unicodedata
 
 import pytest
 
-from sweaug.text import (
+from sweaug.build.text import (
     NORMALIZER_VERSION,
     is_empty,
     normalized_text,

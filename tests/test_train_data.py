@@ -40,7 +40,7 @@ def test_shard_stream_workers_and_epochs(shards, tmp_path):
     from sweaug.augment import Augmenter, load_recipe
     from sweaug.train.data import ShardStream
     from sweaug.train.features import LogMel
-    from sweaug.whisper import offline_tokenizer
+    from sweaug.train.whisper import offline_tokenizer
 
     assert len(shards) >= 3
     tok = offline_tokenizer(tmp_path / "tok")

@@ -158,7 +158,7 @@ def test_mix_level_key_needs_eval_steps_and_names_its_line(tmp_path, env):
 
 
 def test_precedence_defaults_and_hash(tmp_path):
-    from sweaug.ablate_recipe import TRAINING_DEFAULTS, ShardSet, load, resolve_steps
+    from sweaug.ablate.recipe import TRAINING_DEFAULTS, ShardSet, load, resolve_steps
 
     text = HEAD + """training: {num_train_epochs: 3, per_device_train_batch_size: 4}
 mixes:

@@ -265,7 +265,7 @@ evaluation: {sets: [cv/test]}
 
 
 def _seed_recipe(tmp_path):
-    from sweaug.ablate_recipe import load
+    from sweaug.ablate.recipe import load
 
     p = tmp_path / "seed.yaml"
     p.write_text(SEED)
@@ -275,8 +275,8 @@ def _seed_recipe(tmp_path):
 def test_preflight_collects_every_problem_into_one_message(tmp_path, monkeypatch):
     """A Colab T4 without bitsandbytes: the seed's 8-bit AdamW and a bf16 mix are both named,
     with the fix, before anything runs; so is too little disk for the checkpoints."""
-    from sweaug import ablate
-    from sweaug.ablate_recipe import AblationError
+    from sweaug.ablate import run as ablate
+    from sweaug.ablate.recipe import AblationError
     from sweaug.train import device as dev
 
     recipe = _seed_recipe(tmp_path)
@@ -387,7 +387,7 @@ def test_lora_with_gradient_checkpointing_trains_encoder_and_decoder(reentrant):
 def test_spec_augment_is_a_recipe_key(tmp_path):
     import torch
 
-    from sweaug.ablate_recipe import AblationError, load
+    from sweaug.ablate.recipe import AblationError, load
     from sweaug.train.finetune import apply_spec_augment, load_whisper
 
     p = tmp_path / "s.yaml"
@@ -425,8 +425,8 @@ def test_spec_augment_is_a_recipe_key(tmp_path):
 
 
 def test_eval_settings_honour_the_recipe(tmp_path):
-    from sweaug.ablate import eval_settings
-    from sweaug.ablate_recipe import load
+    from sweaug.train.evaluate import eval_settings
+    from sweaug.ablate.recipe import load
 
     model = type("M", (), {"config": type("C", (), {"max_target_positions": 448})()})()
     p = tmp_path / "e.yaml"

@@ -99,6 +99,31 @@ def test_quiet_transformers_routes_and_restores(tmp_path, caplog, recwarn):
     assert (clock(65), clock(3725), clock(None)) == ("01:05", "1:02:05", "--:--")
 
 
+def test_quiet_transformers_stops_propagation_under_ci(tmp_path, caplog):
+    """transformers lets its records propagate to Python's root logger when ``CI`` is set; inside
+    quiet_transformers they must not (a file-only record would print through the root handler),
+    and the setting comes back afterwards."""
+    import logging
+
+    from transformers.utils import logging as tlog
+
+    from sweaug.train.trainlog import JsonLines, quiet_transformers
+
+    root = tlog.get_logger()
+    before = root.propagate
+    root.propagate = True  # what transformers does with CI=true
+    try:
+        sink = JsonLines(tmp_path / "t.jsonl")
+        with caplog.at_level(logging.WARNING):
+            with quiet_transformers(sink, file_only=("only in the file",)):
+                tlog.get_logger("transformers.trainer").warning("only in the file, this")
+        sink.close()
+        assert [r.name for r in caplog.records] == []
+        assert root.propagate is True
+    finally:
+        root.propagate = before
+
+
 def test_demo_reads_the_new_progress_lines(tmp_path):
     from sweaug.demo import _last_progress
 

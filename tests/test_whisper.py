@@ -1,4 +1,4 @@
-"""sweaug.whisper: the offline tokenizer matches openai-whisper's tiktoken encoding id for id,
+"""sweaug.train.whisper: the offline tokenizer matches openai-whisper's tiktoken encoding id for id,
 and the tiny random model trains (finite loss) and generates with the forced Swedish prefix.
 Everything runs offline: no Hub access, no model weights."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ pytest.importorskip("tiktoken")
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
-from sweaug import whisper as sw  # noqa: E402
+from sweaug.train import whisper as sw  # noqa: E402
 
 SENTENCES = [
     "Hej då!",
@@ -48,7 +48,7 @@ def tiktoken_encoding():
 
 
 def test_import_is_cheap():
-    code = ("import sys, sweaug.whisper; "
+    code = ("import sys, sweaug.train.whisper; "
             "print(any(m in sys.modules for m in ('torch', 'transformers')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -3,7 +3,7 @@ ablation run (or one model folder), showing what each was trained on and its WER
 
 * ``models.py`` — what to serve: finished mixes of a run (``<mix>/model/`` + ``results.json``),
   one mix, or a plain model folder; each model's training data and WER (with CI) for the page.
-* ``transcribe.py`` — any upload -> 16 kHz mono (``sweaug.audio``) -> window-sized pieces cut at
+* ``transcribe.py`` — any upload -> 16 kHz mono (``sweaug.build.audio``) -> window-sized pieces cut at
   quiet moments -> Whisper with language and task forced; ``App.predict`` (plain, importable:
   ``(audio_path, mix) -> (transcript, status)``; bad input -> a status message, never raises).
 * ``ui.py`` — the ``gr.Blocks`` page (gradio is imported only there: ``sweaug[app]``).

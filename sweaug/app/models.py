@@ -162,7 +162,7 @@ def mix_entry(mix_dir: Path, csv_rows: list[dict] | None = None,
               expected_hash: str | None = None) -> tuple[ModelEntry | None, str]:
     """``(entry, "")`` for a finished mix folder, else ``(None, why it is not served)``.
     ``expected_hash``: the run's hash for this mix; results.json with another one are stale."""
-    from ..report import training_text
+    from ..ablate.report import training_text
 
     res = mix_dir / "results.json"
     if not res.is_file():

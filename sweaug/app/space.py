@@ -4,10 +4,11 @@ The Space holds ``README.md`` (Space metadata: ``sdk: gradio``, ``sdk_version``,
 written with huggingface_hub's ``SpaceCardData``), ``app.py``, ``requirements.txt``,
 ``sweaug_space.json`` (the models with their training data and WER), the model files under
 ``models/<mix>/`` (or, with ``--model-id``, a Hub model id the Space loads), and the few
-modules of sweaug the app runs on (``sweaug/audio.py``, ``text.py`` — the normalizer that
-``train/evaluate.py`` imports — ``train/features.py``, ``train/evaluate.py``, ``train/pretrained.py`` (where a model
-loads from), ``app/``: the
-standard library, numpy, soundfile, soxr, num2words, torch and transformers only), so that the Space runs the very code tested here.
+modules of sweaug the app runs on (``sweaug/build/audio.py``, ``build/text.py`` — the
+normalizer that ``train/evaluate.py`` imports — ``train/features.py``, ``train/evaluate.py``,
+``train/pretrained.py`` (where a model loads from), ``app/``: the standard library, numpy,
+soundfile, soxr, num2words, torch and transformers only), so that the Space runs the very code
+tested here.
 
 Written into a temporary folder beside ``DIR`` and renamed into place; an earlier export in
 ``DIR`` is replaced, any other non-empty ``DIR`` is refused.
@@ -27,7 +28,8 @@ from .models import AppError, ModelEntry
 CONFIG = "sweaug_space.json"
 PACKAGE = Path(__file__).resolve().parents[1]
 #: what the Space's app imports (checked by the tests: the exported app runs on these alone)
-VENDORED = ("__init__.py", "records.py", "audio.py", "text.py", "train/__init__.py",
+VENDORED = ("__init__.py", "records.py", "build/__init__.py", "build/audio.py", "build/text.py",
+            "train/__init__.py",
             "train/features.py", "train/pretrained.py",
             "train/evaluate.py", "app/__init__.py", "app/models.py", "app/transcribe.py",
             "app/ui.py")

@@ -1,4 +1,4 @@
-"""Transcription for ``sweaug app``: any upload -> 16 kHz mono (``sweaug.audio``) -> pieces of
+"""Transcription for ``sweaug app``: any upload -> 16 kHz mono (``sweaug.build.audio``) -> pieces of
 at most the model's window, cut at the quietest moment -> Whisper with language and task forced
 (the guard of ``train/evaluate.py``) -> one transcript.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import SILENCE_DBFS, TARGET_SR, AudioError, decode, to_mono_16k
+from ..build.audio import SILENCE_DBFS, TARGET_SR, AudioError, decode, to_mono_16k
 from .models import AppError, ModelEntry
 
 log = logging.getLogger("sweaug.app")
@@ -53,7 +53,7 @@ def _ffmpeg_wav(path: str, max_seconds: float) -> bytes | None:
 
 
 def load_audio(path, max_seconds: float) -> np.ndarray:
-    """A recording of any format/rate/channel count that ``sweaug.audio`` reads (else FFmpeg,
+    """A recording of any format/rate/channel count that ``sweaug.build.audio`` reads (else FFmpeg,
     when installed) -> float32 mono 16 kHz. :class:`AppError` with a message for the page when
     it is missing, not audio, empty, longer than ``max_seconds``, or silent."""
     import soundfile as sf

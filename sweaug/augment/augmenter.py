@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .recipe import PATH_PARAMS, Recipe, _transform_class
+from .recipe import PATH_PARAMS, Recipe, RecipeError, _transform_class
 
 CLIP_TOLERANCE = 0.001  # share of samples allowed beyond full scale (they are hard-limited)
 
@@ -60,7 +60,7 @@ class Augmenter:
                  sample_rate: int = 16000):
         import os
 
-        from .sounds import prepare
+        from .sounds import SoundsError, prepare
 
         self.recipe, self.seed, self.sample_rate = recipe, int(seed), sample_rate
         cache = Path(cache_dir or os.environ.get("SWEAUG_CACHE", Path.home() / ".cache" / "sweaug"))
@@ -69,7 +69,11 @@ class Augmenter:
             params = dict(step.params)
             for key in PATH_PARAMS:
                 if key in params:
-                    params[key] = str(prepare(params[key], cache, sample_rate))
+                    try:
+                        params[key] = str(prepare(params[key], cache, sample_rate))
+                    except SoundsError as e:
+                        raise RecipeError(f"{recipe.path}:{step.line}: {step.name}: {key}: {e}"
+                                          ) from None
             self.transforms.append((step.name, _transform_class(step.name)(**params)))
 
     def __call__(self, samples: np.ndarray, sample_rate: int, key: str, epoch: int = 0

@@ -58,9 +58,9 @@ def _run(job: AugmentJob, state: Path) -> dict:
     import numpy as np
     import soundfile as sf
 
-    from ..audio import CLIP_LEVEL, encode_flac
-    from ..jobs import staging_name, write_record
-    from ..shards import ShardWriter, iter_samples, sample_json
+    from ..build.audio import CLIP_LEVEL, encode_flac
+    from ..build.jobs import staging_name, write_record
+    from ..build.shards import ShardWriter, iter_samples, sample_json
     from .augmenter import AugmentError, Augmenter
 
     for old in staging_name(state, job, 0).parent.glob(f"{job.index:05d}-*.tar"):
@@ -154,9 +154,9 @@ def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Pa
     import os
 
     from .. import __version__
-    from ..jobs import run_jobs
-    from ..shards import atomic_write_bytes, sha256_file
-    from ..storage import OutputLock, refuse_overlap
+    from ..build.jobs import run_jobs
+    from ..files import atomic_write_bytes, sha256_file
+    from ..build.storage import OutputLock, refuse_overlap
 
     folder, out = Path(folder), Path(out)
     manifest, mpath, source, in_splits = find_input(folder)

@@ -8,9 +8,15 @@ import os
 import shutil
 from pathlib import Path
 
-from .recipe import RecipeError
 
 log = logging.getLogger("sweaug.augment")
+
+
+class SoundsError(ValueError):
+    """A noise/impulse-response folder that cannot be used; the message names the file. The
+    augmenter raises it on as the recipe's RecipeError."""
+
+
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".m4a"}
 
 
@@ -25,7 +31,7 @@ def prepare(folder: str | Path, cache_root: Path, sample_rate: int = 16000) -> P
     """A cached copy of ``folder``'s audio as mono ``sample_rate`` float32 WAV; returns its path.
 
     The cache key covers every file's path, size and mtime: edit the folder and it is redone.
-    Raises RecipeError naming the file that cannot be decoded.
+    Raises SoundsError naming the file that cannot be decoded.
     """
     import numpy as np
     import soundfile as sf
@@ -34,7 +40,7 @@ def prepare(folder: str | Path, cache_root: Path, sample_rate: int = 16000) -> P
     folder = Path(folder)
     files = audio_files(folder)
     if not files:
-        raise RecipeError(f"{folder} holds no audio files")
+        raise SoundsError(f"{folder} holds no audio files")
     h = hashlib.sha256(f"{folder.resolve()}|{sample_rate}".encode())
     for f in files:
         st = f.stat()
@@ -50,10 +56,10 @@ def prepare(folder: str | Path, cache_root: Path, sample_rate: int = 16000) -> P
             x, sr = sf.read(f, dtype="float32", always_2d=True)
         except Exception as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise RecipeError(f"noise/impulse-response file {f} cannot be decoded: {e}") from None
+            raise SoundsError(f"noise/impulse-response file {f} cannot be decoded: {e}") from None
         if x.shape[0] == 0 or not np.isfinite(x).all():
             shutil.rmtree(tmp, ignore_errors=True)
-            raise RecipeError(f"noise/impulse-response file {f} is empty or has NaN/inf samples")
+            raise SoundsError(f"noise/impulse-response file {f} is empty or has NaN/inf samples")
         mono = x.mean(axis=1, dtype=np.float32)
         if sr != sample_rate:
             mono = soxr.resample(mono, sr, sample_rate, quality="HQ").astype(np.float32)

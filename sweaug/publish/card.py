@@ -106,7 +106,7 @@ _TEXT_DOC = """\
   quotes/dashes/whitespace unified, bracketed annotations (`[skratt]`, `(applåder)`, ...) removed.
 * `text_normalized`: lowercase, no punctuation, numbers written out as Swedish words
   (num2words), å/ä/ö kept; the form used for the leakage guard and for normalized WER
-  (`sweaug ablate` puts the model's transcript through the same `sweaug.text.normalized_text`).
+  (`sweaug ablate` puts the model's transcript through the same `sweaug.build.text.normalized_text`).
 * `text_raw`: the transcript exactly as the source gives it."""
 
 

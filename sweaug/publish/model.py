@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..records import read_json_object
+from ..files import read_json_object
 from .planning import PublishError
 from .staging import default_stage_dir, stage, staged_listing
 from .upload import (_hub, check_remote_model, check_repo_id, connect, create_and_upload,
@@ -102,7 +102,7 @@ def _settings(mix_dir: Path, results: dict, run: dict) -> tuple[dict, list[str]]
     path = run.get("recipe_path")
     if path and Path(path).is_file():
         try:
-            from ..ablate_recipe import load
+            from ..ablate.recipe import load
 
             recipe = load(path)
             mix = next((m for m in recipe.mixes if m.name == mix_dir.name), None)
@@ -294,7 +294,7 @@ def model_license(p: ModelPlan, given: str | None = None) -> str:
 
 
 def _hub_dataset(source: str) -> str | None:
-    from ..catalog import load
+    from ..sources.catalog import load
 
     try:
         return (load(source).get("hub") or {}).get("repo_id")
@@ -367,7 +367,7 @@ def _md(s) -> str:
 
 
 def _pct(x) -> str:
-    from ..report import _pct as pct
+    from ..ablate.report import _pct as pct
 
     try:
         return pct(float(x)) if x not in ("", None) else "—"
@@ -376,7 +376,7 @@ def _pct(x) -> str:
 
 
 def _ci(lo, hi) -> str:
-    from ..report import _ci as ci
+    from ..ablate.report import _ci as ci
 
     try:
         return ci(float(lo), float(hi))
@@ -490,7 +490,7 @@ def _training_settings_lines(p: ModelPlan) -> list[str]:
 
 
 def _ran_lines(p: ModelPlan) -> list[str]:
-    from ..report import _dropped_text, _ran_with_text
+    from ..ablate.report import _dropped_text, _ran_with_text
 
     r, train = p.results, p.results.get("train") or {}
     ev = r.get("evaluated_with")
@@ -511,7 +511,7 @@ def _ran_lines(p: ModelPlan) -> list[str]:
 
 
 def _data_lines(p: ModelPlan) -> list[str]:
-    from ..report import training_text
+    from ..ablate.report import training_text
 
     data = p.results.get("data") or {}
     entries = _corpus_sources(p.run)
@@ -568,10 +568,10 @@ def _usage_lines(p: ModelPlan, repo_id: str) -> list[str]:
             args = ", ".join([f"seconds={float(seconds or 30):g}",
                               f"seed={p.settings.get('seed', 0)}"]
                              + [f"{k}={v!r}" for k, v in sorted(tiny.items())])
-            base_lines = ["from sweaug.whisper import tiny_whisper", "",
+            base_lines = ["from sweaug.train.whisper import tiny_whisper", "",
                           f"base, _, _ = tiny_whisper({args})  # the random base, rebuilt"]
             head = ["The LoRA adapter of sweaug's tiny random Whisper (`tiny-random`, built by "
-                    "`sweaug.whisper.tiny_whisper`, not on the Hub): peft puts it on the base "
+                    "`sweaug.train.whisper.tiny_whisper`, not on the Hub): peft puts it on the base "
                     "model rebuilt with the same seed."]
         else:
             base_lines = [f'base = WhisperForConditionalGeneration.from_pretrained("{p.base}")'
@@ -620,7 +620,7 @@ def render_model_card(p: ModelPlan, repo_id: str, license_id: str) -> str:
              f"from the run's report: this model and the run's other models, on the same "
              f"utterances (every evaluation forces language `{lang}` and task `{task}`). "
              f"*Normalized WER* compares lowercase text without punctuation, numbers as words "
-             f"(`sweaug.text.normalized_text`). Δ is the paired difference against the "
+             f"(`sweaug.build.text.normalized_text`). Δ is the paired difference against the "
              f"run's reference mix (negative: fewer errors).", ""]
     lines += results_lines(p)
     lines += ["## Training data", ""] + _data_lines(p)

@@ -67,7 +67,7 @@ class Plan:
 
 
 def _sha256(path: Path) -> str:
-    from ..shards import sha256_file
+    from ..files import sha256_file
 
     return sha256_file(path)
 

@@ -70,14 +70,14 @@ class Source:
         ``manifests/<source>.yaml``."""
         if self.opts.revision:
             return self.opts.revision
-        from ..catalog import load
+        from .catalog import load
         return load(self.name)["hub"]["revision"]
 
     def where(self) -> str:
         """'local copy' or ``repo@revision``, for the manifest's release field."""
         if self.opts.path is not None:
             return "local copy"
-        from ..catalog import load
+        from .catalog import load
         return f"{load(self.name)['hub']['repo_id']}@{self.revision()[:12]}"
 
     def count_check(self) -> dict:

@@ -203,7 +203,7 @@ def index_archive(path: Path, cache_dir: Path | None = None) -> ArchiveIndex:
     except _READ_ERRORS as e:
         raise SourceError(f"unreadable archive {path}: {e}") from None
     if cache is not None:
-        from ..shards import atomic_write_bytes
+        from ..files import atomic_write_bytes
         atomic_write_bytes(cache, json.dumps({"members": idx.members, "unsafe": idx.unsafe}).encode())
     return idx
 

@@ -113,7 +113,7 @@ class CommonVoice(Source):
 
     def _expected(self) -> dict:
         """The catalog's rows per split for this release (sv-SE), or {}."""
-        from ..catalog import load
+        from .catalog import load
 
         m = _RELEASE.search(str(self.download()))
         if not m and self.opts.path:

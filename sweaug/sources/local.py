@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..records import AudioRef, Drop, SourceError, Utterance, make_key
-from ..speaker_split import Group, assign_speakers, group_of, split_counts
+from .speaker_split import Group, assign_speakers, group_of, split_counts
 from . import Source
 from ._common import Row, read_tsv
 

@@ -53,7 +53,7 @@ class ShardStream(IterableDataset):
         return self.shards[slot::slots]
 
     def __iter__(self) -> Iterator[dict]:
-        from ..shards import iter_samples
+        from ..build.shards import iter_samples
 
         for shard in self.my_shards():
             for key, files in iter_samples(Path(shard)):

@@ -12,7 +12,7 @@ every device (it was silently off on CPU before).
 What cannot run is a *problem*, not a fallback — ``--device cuda`` without CUDA, bf16 on a GPU
 older than Ampere, an 8-bit optimizer on CUDA without bitsandbytes (the ``gpu`` extra), an
 optimizer transformers does not know, LoRA without peft, too little disk for the checkpoints —
-and ``sweaug.ablate.plan_models`` collects them for every selected model, so ``sweaug ablate``
+and ``sweaug.ablate.run.plan_models`` collects them for every selected model, so ``sweaug ablate``
 stops with one message before the first step of the first mix (the seed's ``seed-table`` used
 to fail with an ImportError after the baseline and the whole 4,000-step ``tutorial`` mix).
 

@@ -12,7 +12,7 @@ refuses a model whose generation config cannot honour them.
 WER definitions: errors = substitutions + deletions + insertions of a word-level Levenshtein
 alignment (jiwer); corpus WER = sum(errors) / sum(reference words) over utterances (not a mean
 of per-utterance WERs). *Orthographic* WER compares the texts as stored (case, punctuation);
-*normalized* WER applies :func:`wer_normalize` — :func:`sweaug.text.normalized_text`, the
+*normalized* WER applies :func:`wer_normalize` — :func:`sweaug.build.text.normalized_text`, the
 function that writes every sample's ``text_normalized`` — to reference and hypothesis alike:
 lowercase, numbers as words (num2words: "3" and "tre" are the same word), punctuation and
 symbols to spaces, ``[...]``/``<...>`` and annotation-only ``(...)`` removed, å/ä/ö kept. So the
@@ -29,10 +29,10 @@ torch and transformers are imported inside the functions: importing this module 
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
-import unicodedata
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -72,35 +72,56 @@ def _quiet_generate_logs() -> None:
             lg.addFilter(_QuietGenerate())
 
 
+# ---------------------------------------------------------------- settings
+
+PROMPT_TOKENS = 4  # <|startoftranscript|><|sv|><|transcribe|><|notimestamps|>
+
+
+def eval_settings(recipe, mix, model) -> dict:
+    """``{"batch_size", "max_new_tokens"}`` of a model's evaluation under an ablation recipe
+    (``sweaug.ablate.recipe.Recipe``; ``mix`` one of its mixes, None for the baseline): ``evaluation.batch_size``
+    when the recipe sets it, else the mix's ``per_device_eval_batch_size`` (the baseline: the
+    first mix's); ``evaluation.max_new_tokens`` when set, else ``generation_max_length`` — like
+    transformers' Seq2SeqTrainer, a total decoder length with the 4 prompt tokens — both at
+    most what the model's ``max_target_positions`` allows."""
+    t = (mix or recipe.mixes[0]).training
+    room = int(model.config.max_target_positions) - PROMPT_TOKENS
+    if recipe.max_new_tokens is not None:
+        new = recipe.max_new_tokens
+    else:
+        new = int(t["generation_max_length"]) - PROMPT_TOKENS
+        if new > room:
+            logging.getLogger("sweaug.ablate").info("generation_max_length %s is more than the model's max_target_positions "
+                     "(%s): generating up to %d new tokens", t["generation_max_length"],
+                     model.config.max_target_positions, room)
+            new = room
+    return {"batch_size": int(recipe.eval_batch_size or t["per_device_eval_batch_size"]),
+            "max_new_tokens": max(1, new)}
+
+
 # ---------------------------------------------------------------- normalization
 
 
-def _remove_symbols(s: str) -> str:
-    # openai-whisper normalizers/basic.py `remove_symbols` (= transformers' copy): NFKC, then
-    # every mark (M*), symbol (S*) and punctuation (P*) character becomes a space. NFKC composes
-    # a + combining ring into å first, so Swedish letters survive in either input form.
-    return "".join(" " if unicodedata.category(c)[0] in "MSP" else c
-                   for c in unicodedata.normalize("NFKC", s))
-
-
 def basic_normalize(text: str) -> str:
-    """Whisper's ``BasicTextNormalizer()`` (``remove_diacritics=False``, no letter splitting),
-    plus stripping the leading/trailing space it leaves: ``"Åsa går hem."`` -> ``"åsa går hem"``.
+    """Whisper's ``BasicTextNormalizer()`` — transformers' copy of openai-whisper's, with
+    ``remove_diacritics=False`` and no letter splitting — plus stripping the leading/trailing
+    space it leaves: ``"Åsa går hem."`` -> ``"åsa går hem"``.
 
     Lowercase; drop ``[...]``/``<...>`` and ``(...)`` spans; marks, symbols and punctuation become
     spaces (NFKC first, so å/ä/ö are kept whether composed or decomposed); collapse whitespace.
-    Whitespace does not change word-level WER, so the strip does not change any WER.
+    Whitespace does not change word-level WER, so the strip does not change any WER. Not used
+    for the reported WER (see the module's docstring); kept to compare with figures made with it.
     """
-    s = text.lower()
-    s = re.sub(r"[<\[][^>\]]*[>\]]", "", s)  # remove words between brackets
-    s = re.sub(r"\(([^)]+?)\)", "", s)  # remove words between parentheses
-    s = _remove_symbols(s).lower()
-    return re.sub(r"\s+", " ", s).strip()
+    from transformers.models.whisper.english_normalizer import BasicTextNormalizer
+
+    return BasicTextNormalizer()(text).strip()
 
 
 def _normalizer_id() -> str:
-    from ..text import NORMALIZER_VERSION
+    from ..build.text import NORMALIZER_VERSION
 
+    # the id names the function where it lived when the id was made (sweaug/text.py, now
+    # build/text.py): stored results keep comparing equal
     return f"sweaug.text.normalized_text/{NORMALIZER_VERSION}"
 
 
@@ -109,11 +130,11 @@ NORMALIZER = _normalizer_id()
 
 
 def wer_normalize(text: str, language: str = "sv") -> str:
-    """The normalized-WER form of a reference or hypothesis: :func:`sweaug.text.normalized_text`
+    """The normalized-WER form of a reference or hypothesis: :func:`sweaug.build.text.normalized_text`
     (for a reference, its sample's ``text_normalized``): ``"Klockan är 3."`` and
     ``"klockan är tre"`` -> ``"klockan är tre"``. ``language``: a code such as ``"sv"`` (num2words'
     language; the digits stay digits for one it does not know)."""
-    from ..text import normalized_text
+    from ..build.text import normalized_text
 
     return normalized_text(text, language)
 
@@ -350,10 +371,10 @@ def label_ids(tokenizer, text: str, language: str = "sv", task: str = "transcrib
 def shard_samples(shards: Iterable, text_field: str = "text") -> Iterator[dict]:
     """``{"key", "audio", "text"}`` samples of WebDataset shards, in shard order (for
     :func:`evaluate_set`); a truncated shard or an incomplete sample raises
-    :class:`~sweaug.shards.ShardReadError` naming the shard and the member."""
+    :class:`~sweaug.build.shards.ShardReadError` naming the shard and the member."""
     from pathlib import Path
 
-    from ..shards import iter_samples
+    from ..build.shards import iter_samples
     from .data import decode_flac
     from .samples import check_members, sample_meta
 

@@ -58,7 +58,7 @@ def load_whisper(model: str, seconds: float, tiny: dict, seed: int, language: st
     setting ``model.config.dropout`` afterwards (what many fine-tuning notebooks do, and what
     sweaug did before) changes nothing. ``attention``: the attention implementation asked for
     (``sdpa``: torch's fused kernels; what the model got is ``config._attn_implementation``)."""
-    from ..whisper import tiny_whisper
+    from .whisper import tiny_whisper
 
     if model == "tiny-random":
         m, fe, tok = tiny_whisper(seconds=seconds, seed=seed, dropout=dropout or 0.0, **tiny)
@@ -158,8 +158,7 @@ def in_training_evaluation(recipe, mix, sets: dict, model, fe, tok, kept=None, f
     runs, as in the saved model."""
     import itertools
 
-    from ..ablate import eval_settings
-    from .evaluate import evaluate_set, shard_samples
+    from .evaluate import eval_settings, evaluate_set, shard_samples
 
     t = mix.training
     ss = sets[t["eval_during_training"]]
@@ -215,12 +214,16 @@ def _lora_inputs_require_grad(model) -> None:
     encoder.conv2.register_forward_hook(lambda module, inputs, output: output.requires_grad_(True))
 
 
+# Whisper's SpecAugment settings (WhisperConfig), which a recipe's training may set
+SPEC_AUGMENT_KEYS = ("apply_spec_augment", "mask_time_prob", "mask_time_length",
+                     "mask_time_min_masks", "mask_feature_prob", "mask_feature_length",
+                     "mask_feature_min_masks")
+
+
 def apply_spec_augment(model, t: dict) -> dict | None:
     """Set Whisper's SpecAugment (``apply_spec_augment``, ``mask_time_prob``, ...) from the
     training settings on the model's config, which its encoder reads at every training forward
     (never in eval mode); returns what was set (None: off)."""
-    from ..ablate_recipe import SPEC_AUGMENT_KEYS
-
     given = {k: t[k] for k in SPEC_AUGMENT_KEYS if t.get(k) is not None}
     if not given:
         return None
@@ -257,7 +260,7 @@ def checkpoint_folder(out: Path, run_hash: str, settings: dict, name: str, main:
     differs is logged. ``settings.json`` in the folder says what the hash stands for."""
     import json
 
-    from ..shards import atomic_write_bytes
+    from ..files import atomic_write_bytes
 
     root = out / "checkpoints"
     folder = root / run_hash

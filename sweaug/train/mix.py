@@ -65,12 +65,12 @@ def iter_dealt(path: Path, start: int, slot: int, slots: int
     read (a shard is an uncompressed tar: ``tarfile`` seeks over the data), so seeking a stream
     to a position costs a header scan, not the audio; :func:`read_members` reads the bytes when
     the sample is prepared. A truncated tar, or a sample without its ``.flac`` or ``.json``
-    (dealt to this slot or not), raises :class:`~sweaug.shards.ShardReadError` naming the
+    (dealt to this slot or not), raises :class:`~sweaug.build.shards.ShardReadError` naming the
     shard and the member — in a DataLoader worker too (the main process gets the same
     message)."""
     from zlib import error as zlib_error
 
-    from ..shards import ShardReadError, check_end, read_error
+    from ..build.shards import ShardReadError, check_end, read_error
     from .samples import check_members
 
     where = "at its first member"
@@ -103,8 +103,8 @@ def read_members(path: str | Path, key: str, members: dict[str, tuple[int, int]]
                  ) -> dict[str, bytes]:
     """``{extension: bytes}`` of one sample from the ``(offset, size)`` that :func:`iter_dealt`
     found; a member cut short (the shard changed or was truncated since) raises
-    :class:`~sweaug.shards.ShardReadError` naming the shard and the member."""
-    from ..shards import read_error
+    :class:`~sweaug.build.shards.ShardReadError` naming the shard and the member."""
+    from ..build.shards import read_error
 
     out = {}
     try:
@@ -312,7 +312,7 @@ class StreamProgress:
     def save(self, folder: Path) -> None:
         import json
 
-        from ..shards import atomic_write_bytes
+        from ..files import atomic_write_bytes
 
         atomic_write_bytes(Path(folder) / self.FILE.format(rank=self.rank), json.dumps(
             {"slots": self.slots, "workers": self.workers, "world_size": self.world_size,

@@ -1,5 +1,5 @@
 """Reading shard samples safely: a truncated tar, a sample without its ``.flac`` or ``.json``,
-or unreadable metadata is a :class:`~sweaug.shards.ShardReadError` naming the shard and the
+or unreadable metadata is a :class:`~sweaug.build.shards.ShardReadError` naming the shard and the
 member (the CLI prints it, exit 2), never a ``KeyError`` or a raw ``tarfile.ReadError``; and
 :func:`check_shard`, the preflight ``sweaug ablate`` runs on every shard before training.
 No torch here: ``sweaug ablate --dry-run`` runs without the train extra.
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 
-NEEDED = ("flac", "json")  # the members of every sample (see sweaug.shards)
+NEEDED = ("flac", "json")  # the members of every sample (see sweaug.build.shards)
 
 
 def check_members(path, key: str, files, need: tuple[str, ...] = NEEDED) -> None:
-    """Refuse (:class:`~sweaug.shards.ShardReadError`, naming shard and member) a sample of
+    """Refuse (:class:`~sweaug.build.shards.ShardReadError`, naming shard and member) a sample of
     ``path`` that lacks one of the ``need`` members (``files``: its extensions or members)."""
-    from ..shards import ShardReadError
+    from ..build.shards import ShardReadError
 
     lacking = [f"{key}.{e}" for e in need if e not in files]
     if lacking:
@@ -26,7 +26,7 @@ def check_members(path, key: str, files, need: tuple[str, ...] = NEEDED) -> None
 def sample_meta(path, key: str, files: dict, fields: tuple[str, ...] = ("text",)) -> dict:
     """The parsed ``.json`` member of a sample, refused (naming shard and member) when it is
     missing, not a JSON object, or lacks one of ``fields``."""
-    from ..shards import ShardReadError
+    from ..build.shards import ShardReadError
 
     check_members(path, key, files, ("json",))
     try:
@@ -43,13 +43,13 @@ def check_shard(path, size: int | None = None, samples: int | None = None) -> in
     """Preflight of one shard, reading its tar headers only (no audio): it is a complete tar
     (``size`` bytes when given, as its manifest says; every member's data inside the file),
     every sample has its ``.flac`` and ``.json``, and (``samples`` given) it holds that many.
-    Returns its sample count; raises :class:`~sweaug.shards.ShardReadError` naming the shard
+    Returns its sample count; raises :class:`~sweaug.build.shards.ShardReadError` naming the shard
     and the member."""
     import os
     import tarfile
     from zlib import error as zlib_error
 
-    from ..shards import ShardReadError, check_end, read_error
+    from ..build.shards import ShardReadError, check_end, read_error
 
     actual = os.path.getsize(path)
     if size is not None and actual != size:

@@ -123,6 +123,10 @@ def quiet_transformers(sink: JsonLines, console: bool = True, file_only: tuple =
     bars, hub_bars = tlog.is_progress_bar_enabled(), not hub.are_progress_bars_disabled()
     handler = _Route(sink, console, file_only)
     shown = warnings.showwarning
+    # transformers lets its records propagate to Python's root logger when CI is set (its
+    # logging._configure_library_root_logger): off here, or sweaug's root handler prints each
+    # record a second time, file-only ones included
+    propagate = root.propagate
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
         try:
@@ -137,6 +141,7 @@ def quiet_transformers(sink: JsonLines, console: bool = True, file_only: tuple =
 
     tlog.set_verbosity_warning()
     tlog.disable_default_handler()
+    tlog.disable_propagation()
     root.addHandler(handler)
     tlog.disable_progress_bar()  # transformers' tqdm and huggingface_hub's
     warnings.showwarning = showwarning
@@ -145,6 +150,7 @@ def quiet_transformers(sink: JsonLines, console: bool = True, file_only: tuple =
     finally:
         warnings.showwarning = shown
         root.removeHandler(handler)
+        root.propagate = propagate
         tlog.enable_default_handler()
         tlog.set_verbosity(verbosity)
         if bars:

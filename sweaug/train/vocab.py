@@ -29,7 +29,7 @@ def transcript_tokens(shard_lists: Iterable[Iterable], tokenizer, text_field: st
                       ) -> list[int]:
     """Sorted ids of every token in the labels of the shards' samples (only the ``.json``
     members are read; the audio is skipped)."""
-    from ..shards import iter_samples
+    from ..build.shards import iter_samples
     from .samples import sample_meta
 
     kept: set[int] = set()

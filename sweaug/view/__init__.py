@@ -107,7 +107,7 @@ def render(path: Path, out: Path | None = None, *, samples: int = 20, seed: int 
     location); for an augmented folder, the corpus it was augmented from (default: where its
     manifest says).
     """
-    from ..shards import atomic_write_bytes
+    from ..files import atomic_write_bytes
 
     if samples < 0 or worst < 0:
         raise ViewError("--samples and --worst must be 0 or more")

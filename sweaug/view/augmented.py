@@ -35,7 +35,7 @@ def read_augmented_manifest(folder: Path) -> dict:
 
 def _input(folder: Path, m: dict, override: Path | None) -> tuple[Path, dict, list[str]]:
     """(input manifest path, the input source's splits, notes) of an augmented folder."""
-    from ..shards import sha256_file
+    from ..files import sha256_file
 
     inp = m.get("input", {})
     source = inp.get("source", "")

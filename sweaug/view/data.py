@@ -143,7 +143,7 @@ class AudioSink:
         self.bytes += len(flac)
         if self.mode == "embed":
             return "data:audio/flac;base64," + base64.b64encode(flac).decode("ascii")
-        from ..shards import atomic_write_bytes
+        from ..files import atomic_write_bytes
 
         fname = f"{name}.flac"
         if fname not in self._written:

@@ -231,7 +231,7 @@ def _table_from_results(results: dict[str, dict]) -> list[dict]:
 
 
 def run_page(run: Path, worst_n: int, sink: AudioSink, corpus: Path | None = None) -> dict:
-    from ..report import training_text
+    from ..ablate.report import training_text
 
     meta = _run_meta(run)
     expected = {m.get("name"): m.get("hash") for m in meta.get("models", [])

@@ -60,7 +60,7 @@ import io
 import math
 from pathlib import Path
 
-from .shards import atomic_write_bytes
+from ..files import atomic_write_bytes
 
 CSV_COLUMNS = ["mix", "baseline", "reference", "training", "eval_set", "n", "n_total", "capped",
                "eval_loss", "wer", "wer_lo", "wer_hi", "nwer", "nwer_lo", "nwer_hi",
@@ -76,7 +76,7 @@ FORCED_LINE = ("Evaluation forces the language and the task: every `generate` ca
 
 
 NORMALIZED_LINE = ("*Normalized WER* compares reference and hypothesis after the same "
-                   "normalization, `sweaug.text.normalized_text` (the samples' `text_normalized`): "
+                   "normalization, `sweaug.build.text.normalized_text` (the samples' `text_normalized`): "
                    "lowercase, numbers as Swedish words (\"3\" and \"tre\" match), no "
                    "punctuation or bracketed text, å/ä/ö kept. *undefined*: errors on no "
                    "reference words.")
@@ -157,7 +157,7 @@ def choose_reference(rows: list[dict], reference: str | None) -> tuple[str | Non
 def _paired(entry: dict, ref: dict, prefix: str, bootstrap: int, seed: int, alpha: float):
     """(n_paired, diff, lo, hi, p_better) of entry vs ref for WER (prefix "") or normalized
     WER (prefix "n"), or None when it cannot be computed."""
-    from .train.evaluate import paired_bootstrap_diff
+    from ..train.evaluate import paired_bootstrap_diff
 
     ek, wk = f"{prefix}errors", f"{prefix}words"
     if f"{prefix}diff" in entry:  # precomputed by the caller
@@ -185,7 +185,7 @@ def _paired(entry: dict, ref: dict, prefix: str, bootstrap: int, seed: int, alph
 def _table(rows: list[dict], reference: str | None, eval_sets: list[str], bootstrap: int,
            seed: int, alpha: float) -> list[dict]:
     """One flat record per (row, eval set), in row order then eval-set order."""
-    from .train.evaluate import verdict
+    from ..train.evaluate import verdict
 
     ref_row = next((r for r in rows if r["mix"] == reference), None) if reference else None
     out = []

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .records import Drop, Utterance
+from ..records import Drop, Utterance
 
 log = logging.getLogger("sweaug.build")
 
@@ -117,7 +117,7 @@ def _audio_bytes(part: Partition) -> Iterator[tuple[Utterance, bytes | str | Non
                 yield u, None, f"missing_audio: {u.audio.path} is not a file"
         return
     from .audio import max_member_bytes
-    from .sources._common import iter_archive
+    from ..sources._common import iter_archive
 
     by_member = {u.audio.member: u for u in part.records}
     done = set()

@@ -53,7 +53,7 @@ import os
 import uuid
 from pathlib import Path, PurePosixPath
 
-from .records import ConfigError, SourceError
+from ..records import ConfigError, SourceError
 
 OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
@@ -152,7 +152,7 @@ class LocalStore:
             return None
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        from .shards import atomic_write_bytes
+        from ..files import atomic_write_bytes
 
         atomic_write_bytes(self.root / rel, data)
 
@@ -164,7 +164,7 @@ class LocalStore:
         (self.root / rel).unlink(missing_ok=True)
 
     def sha256(self, rel: str) -> str:
-        from .shards import sha256_file
+        from ..files import sha256_file
 
         return sha256_file(self.root / rel)
 
@@ -474,7 +474,7 @@ class OutputLock:
     def _lock_local(self):
         from filelock import FileLock, Timeout
 
-        from .shards import atomic_write_bytes
+        from ..files import atomic_write_bytes
 
         info_path = self.local / LOCK_INFO
         try:

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .records import ConfigError
+from ..records import ConfigError
 
 # the seed's improved settings (the defaults of every mix)
 TRAINING_DEFAULTS = {
@@ -41,9 +41,6 @@ TRAINING_TYPES.update({"bf16": bool, "checkpointing_reentrant": bool, "apply_spe
                        "mask_time_prob": (float, int), "mask_time_length": int,
                        "mask_time_min_masks": int, "mask_feature_prob": (float, int),
                        "mask_feature_length": int, "mask_feature_min_masks": int})
-SPEC_AUGMENT_KEYS = ("apply_spec_augment", "mask_time_prob", "mask_time_length",
-                     "mask_time_min_masks", "mask_feature_prob", "mask_feature_length",
-                     "mask_feature_min_masks")
 # optional, not in the defaults either (issue #19, point 8): epochs instead of max_steps
 # (converted to steps from the mix's samples: resolve_steps), evaluation during training and
 # the best checkpoint (finetune.eval_arguments)
@@ -310,7 +307,7 @@ def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
         augment = m.get("augment")
         if augment:  # relative to the recipe file, like every path in a recipe, or a bundled
             # augmentation recipe's name (`sweaug recipes`)
-            from .bundled import bundled
+            from ..bundled import bundled
 
             file = (path.parent / Path(augment).expanduser()).resolve()
             if not file.exists() and augment in bundled("augment"):

@@ -46,10 +46,27 @@ def record_path(state: Path, job) -> Path:
 
 
 def write_record(state: Path, job, result: dict) -> None:
-    from .shards import atomic_write_bytes
+    from ..files import atomic_write_bytes
 
     atomic_write_bytes(record_path(state, job),
                        json.dumps(result, ensure_ascii=False, sort_keys=True).encode())
+
+
+def execute(job, store) -> dict:
+    """Run one job against ``store``; returns the job's record. What every executor runs (handed
+    in by ``run_jobs``: executors.py does not import this module)."""
+    if store.local is not None:
+        return job.run(store.local / STATE)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sweaug-job-") as tmp:
+        state = Path(tmp)
+        result = job.run(state)
+        for j in range(len(result["shards"])):
+            store.put_file(staging_name(state, job, j),
+                           staging_name(Path(STATE), job, j).as_posix())
+        store.put_file(record_path(state, job), record_path(Path(STATE), job).as_posix())
+    return result
 
 
 def _rel(p: Path) -> str:
@@ -150,7 +167,6 @@ def run_jobs(out, jobs: Iterable, workers: int = 1,
 def _run_all(store, ex, jobs, progress, total, groups):
     """run_jobs' work under the lock: remove what a killed run was writing, reuse finished
     jobs, run the rest on ``ex``."""
-    from .executors import execute
     from .storage import is_temp
 
     results: dict[str, dict] = {}
@@ -182,7 +198,7 @@ def _run_all(store, ex, jobs, progress, total, groups):
     def submit_heaviest() -> None:
         job = max(ready, key=lambda j: j.weight)
         ready.remove(job)
-        pending[ex.submit(job, store)] = (job.name, job.weight)
+        pending[ex.submit(execute, job, store)] = (job.name, job.weight)
 
     def collect() -> None:
         for handle, result in ex.wait(pending):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .records import SourceError
+from ..records import SourceError
 
 
 def read_manifest(corpus: Path) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-MANIFEST_DIR = Path(__file__).parent / "manifests"
+MANIFEST_DIR = Path(__file__).parents[1] / "manifests"
 
 
 @lru_cache(maxsize=None)

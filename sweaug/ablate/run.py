@@ -31,7 +31,8 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from .ablate_recipe import Recipe, ShardSet, load, plan_text, resolve_sets, resolve_steps
+from ..train.evaluate import eval_settings
+from .recipe import Recipe, ShardSet, load, plan_text, resolve_sets, resolve_steps
 
 log = logging.getLogger("sweaug.ablate")
 BASELINE = "baseline"
@@ -41,7 +42,7 @@ RUN_FORMAT = "sweaug-ablation-run/1"
 
 def eval_samples(ss: ShardSet, max_samples: int | None) -> Iterator[dict]:
     """The evaluation set's samples in manifest order (the first ``max_samples``)."""
-    from .train.evaluate import shard_samples
+    from ..train.evaluate import shard_samples
 
     return itertools.islice(shard_samples(ss.shards), max_samples)
 
@@ -58,32 +59,8 @@ def data_description(mix, sets: dict[str, ShardSet]) -> dict:
             "on_the_fly_augmentation": mix.augment}
 
 
-PROMPT_TOKENS = 4  # <|startoftranscript|><|sv|><|transcribe|><|notimestamps|>
-
-
-def eval_settings(recipe: Recipe, mix, model) -> dict:
-    """``{"batch_size", "max_new_tokens"}`` of a model's evaluation: ``evaluation.batch_size``
-    when the recipe sets it, else the mix's ``per_device_eval_batch_size`` (the baseline: the
-    first mix's); ``evaluation.max_new_tokens`` when set, else ``generation_max_length`` — like
-    transformers' Seq2SeqTrainer, a total decoder length with the 4 prompt tokens — both at
-    most what the model's ``max_target_positions`` allows."""
-    t = (mix or recipe.mixes[0]).training
-    room = int(model.config.max_target_positions) - PROMPT_TOKENS
-    if recipe.max_new_tokens is not None:
-        new = recipe.max_new_tokens
-    else:
-        new = int(t["generation_max_length"]) - PROMPT_TOKENS
-        if new > room:
-            log.info("generation_max_length %s is more than the model's max_target_positions "
-                     "(%s): generating up to %d new tokens", t["generation_max_length"],
-                     model.config.max_target_positions, room)
-            new = room
-    return {"batch_size": int(recipe.eval_batch_size or t["per_device_eval_batch_size"]),
-            "max_new_tokens": max(1, new)}
-
-
 def _evaluate(recipe: Recipe, mix, model, fe, tok, sets: dict[str, ShardSet]) -> dict:
-    from .train.evaluate import check_generation_config, evaluate_set
+    from ..train.evaluate import check_generation_config, evaluate_set
 
     check_generation_config(model, recipe.language, recipe.task)
     kw = eval_settings(recipe, mix, model)
@@ -136,9 +113,9 @@ def plan_models(recipe: Recipe, models: list, run_dir: Path, device: str = "auto
     optimizer, peft missing for LoRA, too little disk for the checkpoints, an output folder that
     cannot be written, a model that cannot be loaded here: :func:`~sweaug.train.pretrained.
     resolve`) is collected and raised as one :class:`AblationError`."""
-    from .ablate_recipe import AblationError
-    from .train import device as dev
-    from .train.pretrained import ModelError, resolve
+    from .recipe import AblationError
+    from ..train import device as dev
+    from ..train.pretrained import ModelError, resolve
 
     machine = dev._machine()
     problems, plans, need = [], {}, []
@@ -189,7 +166,7 @@ def plan_models(recipe: Recipe, models: list, run_dir: Path, device: str = "auto
 
 def _selected(recipe: Recipe, only: list[str] | None) -> list:
     """The models to run, baseline (None) first: all of them, or those ``--mix`` names."""
-    from .ablate_recipe import AblationError
+    from .recipe import AblationError
 
     names = [m.name for m in recipe.mixes]
     if BASELINE in names:
@@ -222,7 +199,7 @@ def run_meta(recipe: Recipe, corpus: Path) -> dict:
 
 def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool = False,
                only: list[str] | None = None, echo=print, device: str = "auto") -> dict:
-    from .shards import atomic_write_bytes as atomic_write
+    from ..files import atomic_write_bytes as atomic_write
 
     # torchrun / accelerate launch set RANK and WORLD_SIZE (the process group comes later,
     # with the training arguments)
@@ -234,7 +211,7 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
     resolve_steps(recipe, sets, world)  # num_train_epochs -> max_steps, before any hash
     for m in recipe.mixes:
         if m.augment and not Path(m.augment).exists():
-            from .ablate_recipe import AblationError
+            from .recipe import AblationError
             raise AblationError(f"{recipe.path}: mix {m.name!r}: augment recipe {m.augment} "
                                 f"does not exist")
     models = _selected(recipe, only)
@@ -242,7 +219,7 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
     preflight(sets, [s for m in models if m for s in m.data] + list(recipe.eval_sets)
               + [m.training["eval_during_training"] for m in models
                  if m and m.training.get("eval_during_training")], say)
-    from .augment import load_recipe as load_augment
+    from ..augment import load_recipe as load_augment
     for m in recipe.mixes:  # validated before any training starts
         if m.augment:
             load_augment(Path(m.augment))
@@ -274,7 +251,7 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
         train = None
         with torch_threads((mix or recipe.mixes[0]).training.get("torch_threads")):
             if mix is not None:
-                from .train.finetune import train_mix
+                from ..train.finetune import train_mix
                 t = mix.training
                 per_step = t["per_device_train_batch_size"] * t["gradient_accumulation_steps"] \
                     * world
@@ -313,7 +290,7 @@ def preflight(sets: dict[str, ShardSet], names: list[str], echo=print) -> None:
     manifest records, every sample with its ``.flac`` and ``.json``
     (:func:`~sweaug.train.data.check_shard`, tar headers only). A bad shard fails the run here,
     naming the shard and the member, not hours later in a DataLoader worker or the evaluation."""
-    from .train.samples import check_shard
+    from ..train.samples import check_shard
 
     names = list(dict.fromkeys(names))
     n = 0
@@ -363,8 +340,8 @@ def _ran_text(result: dict) -> str:
 
 
 def _read_json(f: Path) -> dict:
-    from .ablate_recipe import AblationError
-    from .records import read_json_object
+    from .recipe import AblationError
+    from ..files import read_json_object
 
     return read_json_object(f, AblationError)
 
@@ -383,8 +360,8 @@ def _evaluate_one(recipe: Recipe, mix, sets, out: Path, train: dict | None, echo
     """Evaluate one model — on CUDA in its training precision with SDPA attention
     (``plan["eval"]``, :func:`~sweaug.train.device.plan_evaluation`), else fp32 — and write
     its results.json (with both hashes and what it ran with)."""
-    from .train.device import plan_evaluation, run_key, torch_dtype
-    from .train.finetune import load_whisper
+    from ..train.device import plan_evaluation, run_key, torch_dtype
+    from ..train.finetune import load_whisper
 
     name = mix.name if mix else BASELINE
     if plan is None:
@@ -398,7 +375,7 @@ def _evaluate_one(recipe: Recipe, mix, sets, out: Path, train: dict | None, echo
                                       recipe.language, recipe.task, attention=ev["attention"])
     else:
         from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
-        from .whisper import load_tokenizer
+        from ..train.whisper import load_tokenizer
         model = WhisperForConditionalGeneration.from_pretrained(
             str(out / "model"), attn_implementation=ev["attention"])
         fe = WhisperFeatureExtractor.from_pretrained(str(out / "model"))
@@ -414,7 +391,7 @@ def _evaluate_one(recipe: Recipe, mix, sets, out: Path, train: dict | None, echo
               "model": recipe.model, "model_source": plan.get("model_source"),
               "data": data_description(mix, sets) if mix else None,
               "train": train, "eval": _evaluate(recipe, mix, model, fe, tok, sets)}
-    from .shards import atomic_write_bytes
+    from ..files import atomic_write_bytes
     atomic_write_bytes(out / "results.json",
                        json.dumps(result, ensure_ascii=False, indent=1, sort_keys=True).encode())
     return result
@@ -425,7 +402,7 @@ def _renormalize(rows: list[dict], language: str) -> list[str]:
     normalizer than today's (an older sweaug: Whisper's BasicTextNormalizer, digits kept) from
     their stored ``refs``/``hyps``, so one report never mixes two definitions; returns
     ``"<model> on <set>"`` for each."""
-    from .train.evaluate import NORMALIZER, language_token, normalized_scores
+    from ..train.evaluate import NORMALIZER, language_token, normalized_scores
 
     done = []
     for r in rows:
@@ -445,7 +422,7 @@ def report_run(run_dir: Path, echo=print) -> dict:
     that have finished (``<model>/results.json`` with the hash ``run.json`` expects); the
     report names those that have not (missing) or that a different recipe produced (stale).
     Returns ``{"paths", "finished", "missing", "stale"}``."""
-    from .ablate_recipe import AblationError
+    from .recipe import AblationError
     from .report import write_report
 
     run_dir = Path(run_dir)

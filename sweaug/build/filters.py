@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .records import ConfigError, Utterance
+from ..records import ConfigError, Utterance
 
 
 @dataclass(frozen=True)

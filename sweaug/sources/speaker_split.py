@@ -12,7 +12,7 @@ import json
 import math
 from typing import Mapping, Sequence
 
-from .records import SPLITS, ConfigError
+from ..records import SPLITS, ConfigError
 
 Group = tuple[str, str]
 

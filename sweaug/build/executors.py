@@ -1,16 +1,17 @@
-"""Executors: where the jobs of ``jobs.run_jobs`` run. Scheduling, resume and final names stay in
-``run_jobs``; an executor only runs one job somewhere and hands its result back.
+"""Executors: where the jobs of ``jobs.run_jobs`` run. Scheduling, resume, staging names and
+final names stay in jobs.py; an executor is handed a function and a job, runs the one on the
+other somewhere and hands the result back. It knows nothing of jobs' files.
 
 * ``LocalExecutor(workers)``: in this process (1 worker) or a forkserver process pool;
 * ``RayExecutor(address, workers, retries)``: Ray tasks (``ray.remote(max_retries=...)``, also
   retried on exceptions), on a local Ray started for the build or an existing cluster
   (``address="auto"`` or ``ray://host:10001``). Ray is imported only here (``sweaug[ray]``).
 
-Every executor runs ``execute(job, store)``: on a local store the job writes its shards into
-``<out>/.sweaug`` directly; on an fsspec store it writes them into a local temporary folder and
-commits them (shards first, then the record) to the store, so workers on other machines need
-nothing but access to the store. The job's *inputs* (source files, archives) are read by path:
-on a cluster they must be on storage every node mounts at the same path.
+``run_jobs`` hands every executor ``jobs.execute``: on a local store the job writes its shards
+into ``<out>/.sweaug`` directly; on an fsspec store it writes them into a local temporary folder
+and commits them (shards first, then the record) to the store, so workers on other machines
+need nothing but access to the store. The job's *inputs* (source files, archives) are read by
+path: on a cluster they must be on storage every node mounts at the same path.
 """
 from __future__ import annotations
 
@@ -19,39 +20,22 @@ import os
 import sys
 from pathlib import Path
 
-from .jobs import STATE, record_path, staging_name
-from .records import ConfigError, SourceError
+from ..records import ConfigError, SourceError
 
 log = logging.getLogger("sweaug.jobs")
 RAY_RETRIES = 3
-
-
-def execute(job, store) -> dict:
-    """Run one job against ``store``; returns the job's record (see jobs.py)."""
-    if store.local is not None:
-        return job.run(store.local / STATE)
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="sweaug-job-") as tmp:
-        state = Path(tmp)
-        result = job.run(state)
-        for j in range(len(result["shards"])):
-            store.put_file(staging_name(state, job, j),
-                           staging_name(Path(STATE), job, j).as_posix())
-        store.put_file(record_path(state, job), record_path(Path(STATE), job).as_posix())
-    return result
 
 
 def _warm() -> None:
     return None
 
 
-def run_job(job, store, cwd: str) -> dict:
-    """``execute`` in a Ray worker, from the driver's working directory (where it exists), so
-    that relative input and output paths mean what they mean to the driver."""
+def run_job(fn, job, store, cwd: str) -> dict:
+    """``fn(job, store)`` in a Ray worker, from the driver's working directory (where it
+    exists), so that relative input and output paths mean what they mean to the driver."""
     if os.path.isdir(cwd) and os.getcwd() != cwd:
         os.chdir(cwd)
-    return execute(job, store)
+    return fn(job, store)
 
 
 _SAFE_PATH = sys.version_info >= (3, 11)  # PYTHONSAFEPATH exists
@@ -120,7 +104,7 @@ def _start_forkserver() -> None:
                 os.environ["PYTHONSAFEPATH"] = before
         return
     cwd = os.getcwd()
-    os.chdir(Path(__file__).resolve().parents[1])
+    os.chdir(Path(__file__).resolve().parents[2])
     try:
         forkserver.ensure_running()
     finally:
@@ -140,7 +124,7 @@ class LocalExecutor:
 
             ctx = mp.get_context("forkserver")  # fork is unsafe with threads (progress bar)
             # workers fork from a server that has already imported the audio stack
-            ctx.set_forkserver_preload(["sweaug.partitions", "sweaug.audio", "sweaug.augment",
+            ctx.set_forkserver_preload(["sweaug.build.partitions", "sweaug.build.audio", "sweaug.augment",
                                         "numpy", "soundfile", "soxr"])
             _start_forkserver()
             # workers run in this directory (relative paths), not where the server started
@@ -150,8 +134,9 @@ class LocalExecutor:
             for _ in range(self.slots):  # start the workers now, while the first jobs are formed
                 self._pool.submit(_warm)
 
-    def submit(self, job, store):
-        return self._pool.submit(execute, job, store)
+    def submit(self, fn, job, store):
+        """``fn(job, store)`` in a pool worker; a handle for :meth:`wait`."""
+        return self._pool.submit(fn, job, store)
 
     def wait(self, handles) -> list:
         """At least one finished handle of ``handles``, with its result."""
@@ -199,8 +184,9 @@ class RayExecutor:
         self._names: dict = {}
         log.info("Ray: %d CPUs in the cluster, %d jobs at a time", cpus, self.slots)
 
-    def submit(self, job, store):
-        ref = self._task.remote(job, store, self._cwd)
+    def submit(self, fn, job, store):
+        """``fn(job, store)`` as a Ray task; a handle for :meth:`wait`."""
+        ref = self._task.remote(fn, job, store, self._cwd)
         self._names[ref] = job.name
         return ref
 

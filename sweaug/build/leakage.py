@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .records import Utterance
+from ..records import Utterance
 
 
 class LeakageGuard:
@@ -38,7 +38,7 @@ class LeakageGuard:
 
         shards = sorted(Path(folder).rglob("*.tar"))
         if not shards:
-            from .records import SourceError
+            from ..records import SourceError
             raise SourceError(f"--eval {folder}: no .tar shards found there")
         n = 0
         for shard in shards:
@@ -48,7 +48,7 @@ class LeakageGuard:
                     normalized = normalized_text(meta["text"], meta.get("language") or "sv")
                     source, split = meta["source"], meta["split"]
                 except (AttributeError, KeyError, TypeError, ValueError) as e:
-                    from .records import SourceError
+                    from ..records import SourceError
                     raise SourceError(f"--eval {shard}: sample {key!r} has no readable sweaug "
                                       f"JSON ({type(e).__name__}: {e})") from None
                 self.register(source, split, key, normalized, meta.get("speaker", ""))

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import __version__
+from .. import __version__
 from .filters import FilterConfig, text_reason
 from .leakage import LeakageGuard
 from .partitions import Partition, Settings, partition_stream
-from .records import EVAL_SPLITS, SPLITS, Drop, Utterance
+from ..records import EVAL_SPLITS, SPLITS, Drop, Utterance
 from .shards import SHARD_BYTES, SHARD_SAMPLES
-from .sources import SourceOptions, get_source
+from ..sources import SourceOptions, get_source
 
 log = logging.getLogger("sweaug.build")
 
@@ -116,7 +116,7 @@ def _build(cfg: BuildConfig, progress: Callable[[float, float], None] | None) ->
     """
     from .executors import make_executor
     from .jobs import run_jobs
-    from .speaker_split import check_fractions
+    from ..sources.speaker_split import check_fractions
     from .storage import fetch_input, open_store
     from .text import NORMALIZER_VERSION
 
@@ -175,7 +175,7 @@ def _build(cfg: BuildConfig, progress: Callable[[float, float], None] | None) ->
 
 
 def _manifest(cfg, sources, info, parts, results, shard_index, drops, leaks, settings) -> dict:
-    from .catalog import load
+    from ..sources.catalog import load
 
     all_drops = list(drops)
     per_split: dict[tuple[str, str], dict] = {}

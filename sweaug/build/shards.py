@@ -11,14 +11,14 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 from zlib import error as zlib_error
 
-from .records import SourceError
+from ..files import atomic_write_bytes, sha256_file  # noqa: F401  (shards' callers import them here)
+from ..records import SourceError
 
 SHARD_SAMPLES = 1000  # ~100 MB of 5 s clips; also the partition size for loose files
 SHARD_BYTES = 512 * 1024 * 1024
@@ -74,25 +74,6 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, unique to this
-    writer (``mkstemp``: not the pid alone, which two machines sharing a folder can have), then
-    rename; the temporary file is removed if the write fails."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ShardWriter:
@@ -152,14 +133,6 @@ class ShardWriter:
             self._raw.close()
             self._tmp.unlink(missing_ok=True)
             self._tar = None
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class ShardReadError(SourceError, tarfile.ReadError):
