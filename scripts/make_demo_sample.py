@@ -45,9 +45,7 @@ import argparse
 import hashlib
 import io
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -65,8 +63,8 @@ if str(REPO / "scripts") not in sys.path:
     sys.path.insert(0, str(REPO / "scripts"))
 from sweaug.build.text import normalized_text, target_text  # noqa: E402  (the guard's own normaliser)
 # the fixtures' conventions (CV v17 columns, seeds, ids, trimming) and their sentence pool
-from make_fixtures import (CV17_GENDER, CV17_HEADER, SV_SENTENCES,  # noqa: E402
-                           seed_of, sentence_id, trim)
+from fixtures.common import SV_SENTENCES, espeak_wav, seed_of, trim  # noqa: E402
+from fixtures.cv import CV17_GENDER, CV17_HEADER, sentence_id  # noqa: E402
 
 RELEASE = "cv-corpus-17.0-2024-03-15"
 LOCALE = "sv-SE"
@@ -324,11 +322,7 @@ SPEAKERS = [
 
 def synth(text: str, spk: Speaker) -> np.ndarray:
     """espeak-ng -> trimmed, peak-normalised float64 mono at 16 kHz."""
-    with tempfile.TemporaryDirectory() as td:
-        wav = Path(td) / "s.wav"
-        subprocess.run(["espeak-ng", *spk.espeak_args(), "-w", str(wav), text],
-                       check=True, capture_output=True)
-        x, sr = sf.read(wav, dtype="float64")
+    x, sr = espeak_wav(spk.espeak_args(), text)
     assert sr == ESPEAK_SR, sr
     x = trim(x, sr, pad_s=0.1)
     x = soxr.resample(x, sr, SR, quality="HQ")

@@ -38,9 +38,7 @@ import argparse
 import hashlib
 import random
 import shutil
-import subprocess
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -50,6 +48,10 @@ import soxr
 from scipy import signal
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "scripts") not in sys.path:
+    sys.path.insert(0, str(REPO / "scripts"))
+from fixtures.common import espeak_wav  # noqa: E402  (espeak-ng -> float64 samples, rate)
+
 NOISE_DIR = REPO / "sweaug" / "sample" / "noise"
 RIR_DIR = REPO / "sweaug" / "sample" / "rir"
 BAD_DIR = REPO / "tests" / "fixtures" / "noise_bad"
@@ -164,14 +166,6 @@ BABBLE_VOICES: list[tuple[list[str], list[str], float]] = [
 ]
 
 
-def espeak(args: list[str], text: str) -> tuple[np.ndarray, int]:
-    with tempfile.TemporaryDirectory() as td:
-        wav = Path(td) / "s.wav"
-        subprocess.run(["espeak-ng", *args, "-w", str(wav), text], check=True, capture_output=True)
-        x, sr = sf.read(wav, dtype="float64")
-    return x, sr
-
-
 def trim_silence(x: np.ndarray, sr: int) -> np.ndarray:
     hop = sr // 100
     nfr = len(x) // hop
@@ -190,7 +184,7 @@ def babble(seconds: float, seed: int) -> np.ndarray:
     for args, sentences, level_db in BABBLE_VOICES:
         parts = []
         for text in sentences:
-            x, sr = espeak(args, text)
+            x, sr = espeak_wav(args, text)
             x = soxr.resample(trim_silence(x, sr), sr, SR, quality="HQ")
             parts += [x, np.zeros(int(rng.uniform(0.15, 0.45) * SR))]
         track = np.concatenate(parts)

@@ -11,12 +11,8 @@ row, a metadata row whose audio is in no archive, an unsafe ('..') member.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import io
-import subprocess
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +22,9 @@ import soundfile as sf
 import soxr
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "scripts") not in sys.path:
+    sys.path.insert(0, str(ROOT / "scripts"))
+from fixtures.common import Member, espeak_wav, targz_bytes  # noqa: E402
 
 SPEAKERS = {  # intressent_id -> (name, party, gender, birth year, district, espeak voice args)
     "0218878014918": ("Anna Andersson", "S", "female", 1968, "Stockholms län", ["-v", "sv+f2", "-p", "60"]),
@@ -51,10 +50,7 @@ SENTENCES = [  # short, so that the committed fixture stays small
 
 
 def speak(text: str, voice: list[str]) -> np.ndarray:
-    with tempfile.TemporaryDirectory() as d:
-        wav = Path(d) / "x.wav"
-        subprocess.run(["espeak-ng", *voice, "-s", "190", "-w", str(wav), text], check=True)
-        x, sr = sf.read(wav, dtype="float32")
+    x, sr = espeak_wav([*voice, "-s", "190"], text, dtype="float32")
     return soxr.resample(x, sr, 16000).astype(np.float32)
 
 
@@ -66,14 +62,7 @@ def wav_bytes(x: np.ndarray) -> bytes:
 
 def write_targz(path: Path, members: list[tuple[str, bytes]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as t:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), 0, 0o644
-            t.addfile(info, io.BytesIO(data))
-    with open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="") as gz:
-        gz.write(raw.getvalue())
+    path.write_bytes(targz_bytes([Member(name, data) for name, data in members]))
 
 
 SCHEMA = pa.schema([
