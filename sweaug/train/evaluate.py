@@ -91,9 +91,11 @@ def eval_settings(recipe, mix, model) -> dict:
     else:
         new = int(t["generation_max_length"]) - PROMPT_TOKENS
         if new > room:
-            logging.getLogger("sweaug.ablate").info("generation_max_length %s is more than the model's max_target_positions "
-                     "(%s): generating up to %d new tokens", t["generation_max_length"],
-                     model.config.max_target_positions, room)
+            # logged as the ablation's (where this setting was decided before it moved here)
+            logging.getLogger("sweaug.ablate").info(
+                "generation_max_length %s is more than the model's max_target_positions (%s): "
+                "generating up to %d new tokens", t["generation_max_length"],
+                model.config.max_target_positions, room)
             new = room
     return {"batch_size": int(recipe.eval_batch_size or t["per_device_eval_batch_size"]),
             "max_new_tokens": max(1, new)}
