@@ -282,6 +282,77 @@ def augment(folder, recipe, copies, seed, out, splits, noise_dir, rir_dir, worke
     click.echo(f"\nwrote {out}/manifest.json")
 
 
+def _gap(value: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected MIN,MAX in seconds, e.g. 0.1,1.0") from None
+    return lo, hi
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--seconds", type=float, default=30.0, show_default=True,
+              help="Window length (Whisper's is 30 s; a tiny model's may be shorter).")
+@click.option("--seed", type=int, default=SEED, show_default=True,
+              help="Global seed (recorded in the manifest): same seed, same bytes.")
+@click.option("--splits", help="Comma-separated splits (default: all in FOLDER).")
+@click.option("--workers", type=int, help=WORKERS_HELP)
+@click.option("--speaker-continuity", type=float, default=0.5, show_default=True, metavar="P",
+              help="Probability that the next utterance of a window is the same speaker's.")
+@click.option("--gap", default="0.1,1.0", show_default=True, metavar="MIN,MAX",
+              help="Silence between utterances, drawn uniformly (seconds).")
+@click.option("--timestamp-fraction", type=float, default=0.5, show_default=True, metavar="F",
+              help="Share of windows whose target has segment timestamps (the rest: "
+                   "<|notimestamps|>).")
+@click.option("--prompt-fraction", type=float, default=0.5, show_default=True, metavar="F",
+              help="Share of windows that carry the previous text (prompt training).")
+@click.option("--no-speech-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Noise/music/silence files for no-speech windows (default: the bundled "
+                   "noise); train/, validation/, test/ sub-folders keep the splits apart.")
+@click.option("--no-speech-fraction", type=float, default=0.0, show_default=True, metavar="F",
+              help="Share of all windows that are no-speech (empty transcript).")
+@click.option("--shard-samples", type=int, default=SHARD_SAMPLES, show_default=True,
+              help="Max windows per output shard.")
+@click.option("--shard-mb", type=int, default=SHARD_MB, show_default=True,
+              help="Max MiB per output shard.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def windows(folder, out, seconds, seed, splits, workers, speaker_continuity, gap,
+            timestamp_fraction, prompt_fraction, no_speech_dir, no_speech_fraction,
+            shard_samples, shard_mb, no_progress):
+    """Pack a shard folder's utterances into Whisper's 30-s training windows: segment
+    timestamps, previous-text prompts, no-speech windows (one split never mixes with another)."""
+    from .records import ConfigError, SourceError
+    from .windows.plan import Settings
+    from .windows.stage import format_summary, windows_corpus
+
+    if workers is not None and workers < 1:
+        _fail("--workers must be at least 1")
+    workers = workers or default_workers()
+    _check_shard_flags(shard_samples, shard_mb)
+    gap_min, gap_max = _gap(gap)
+    try:
+        settings = Settings(seconds, speaker_continuity, gap_min, gap_max, timestamp_fraction,
+                            prompt_fraction, no_speech_fraction)
+        bar = None if no_progress else _HoursBar(unit="utterances", scale=1)
+        try:
+            manifest = windows_corpus(
+                folder, out, settings, seed,
+                splits=tuple(s.strip() for s in splits.split(",")) if splits else None,
+                workers=workers, no_speech_dir=no_speech_dir, shard_samples=shard_samples,
+                shard_bytes=shard_mb << 20, progress=bar)
+        finally:
+            if bar:
+                bar.close()
+    except (SourceError, ConfigError) as e:
+        _fail(str(e))
+    from .build.manifest import format_table
+    click.echo(format_table(manifest))
+    click.echo(format_summary(manifest))
+    click.echo(f"\nwrote {out}/manifest.json")
+
+
 @main.command()
 def recipes():
     """List the bundled recipes (usable by name: `sweaug augment --recipe NAME`, `sweaug ablate

@@ -8,10 +8,12 @@ from conftest import ROOT
 
 PKG = ROOT / "sweaug"
 # a module may import its own stage and earlier ones only
-STAGES = ["files", "records", "bundled", "sources", "build", "augment", "train", "ablate",
+STAGES = ["files", "records", "bundled", "sources", "build", "augment", "windows", "train",
+          "ablate",
           "publish", "view", "app", "demo", "cli"]
 RANK = {"files": 0, "records": 0, "bundled": 0, "sources": 1, "build": 2, "augment": 3,
-        "train": 4, "ablate": 5, "publish": 6, "view": 6, "app": 6, "demo": 7, "cli": 8}
+        "windows": 4, "train": 5, "ablate": 6, "publish": 7, "view": 7, "app": 7, "demo": 8,
+        "cli": 9}
 
 
 def _module(path) -> str:

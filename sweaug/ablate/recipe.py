@@ -369,6 +369,13 @@ def resolve_sets(recipe: Recipe, corpus: Path) -> dict[str, ShardSet]:
             base, info, aug, src = corpus, top["sources"][folder], False, folder
         elif (corpus / folder / "manifest.json").exists():
             m = json.loads((corpus / folder / "manifest.json").read_text())
+            if m.get("format") == "sweaug-windows/1":
+                # a window's target has timestamp tokens and a previous-text prompt that the
+                # sentence collator would not build: refused rather than trained wrongly
+                raise AblationError(
+                    f"shard set {name!r}: {corpus / folder} holds `sweaug windows` output; "
+                    f"ablate does not train or evaluate on windows yet (their timestamped, "
+                    f"prompted targets need their own collator): name sentence folders")
             base, info = corpus / folder, m["sources"][folder]
             aug, src = m.get("format") == "sweaug-augmented/1", m.get("input", {}).get("source", folder)
         else:

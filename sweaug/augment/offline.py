@@ -138,6 +138,34 @@ def find_input(folder: Path) -> tuple[dict, Path, str, dict]:
                       f"augment takes a `sweaug build` source folder such as corpus/cv")
 
 
+def choose_splits(folder: Path, in_splits: dict, splits) -> tuple[str, ...]:
+    """The splits to read (all of the folder's when ``splits`` is empty), refusing unknown ones."""
+    chosen = tuple(splits) if splits else tuple(sorted(in_splits))
+    missing = [s for s in chosen if s not in in_splits]
+    if missing:
+        raise SourceError(f"{folder} has no split {', '.join(missing)} "
+                          f"(it has: {', '.join(sorted(in_splits))})")
+    return chosen
+
+
+def checked_shards(mpath: Path, in_splits: dict, chosen, verb: str) -> list[tuple]:
+    """``(split, index, shard path, manifest entry)`` of every input shard of the ``chosen``
+    splits, each present and matching its manifest's sha256 (else a SourceError naming it)."""
+    from ..files import sha256_file
+
+    out = []
+    for split in chosen:
+        for i, s in enumerate(in_splits[split]["shards"]):
+            shard = mpath.parent / s["path"]
+            if not shard.exists():
+                raise SourceError(f"input shard {shard} is missing")
+            if sha256_file(shard) != s["sha256"]:
+                raise SourceError(f"input shard {shard} does not match the sha256 in {mpath}: "
+                                  f"refusing to {verb} corrupt data")
+            out.append((split, i, shard, s))
+    return out
+
+
 def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Path,
                    splits: tuple[str, ...] | None = None, workers: int = 1,
                    shard_samples: int = 1000, shard_bytes: int = 512 << 20,
@@ -161,27 +189,13 @@ def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Pa
     folder, out = Path(folder), Path(out)
     manifest, mpath, source, in_splits = find_input(folder)
     refuse_overlap(out, [("folder", folder), ("manifest", mpath)])
-    chosen = tuple(splits) if splits else tuple(sorted(in_splits))
-    missing = [s for s in chosen if s not in in_splits]
-    if missing:
-        raise SourceError(f"{folder} has no split {', '.join(missing)} "
-                          f"(it has: {', '.join(sorted(in_splits))})")
-    base = mpath.parent
+    chosen = choose_splits(folder, in_splits, splits)
     cache = str(cache_dir or os.environ.get("SWEAUG_CACHE", Path.home() / ".cache" / "sweaug"))
     from .augmenter import Augmenter
     Augmenter(recipe, seed, Path(cache))  # prepares noise/RIR folders: errors before any job
-    jobs = []
-    for split in chosen:
-        for i, s in enumerate(in_splits[split]["shards"]):
-            shard = base / s["path"]
-            if not shard.exists():
-                raise SourceError(f"input shard {shard} is missing")
-            if sha256_file(shard) != s["sha256"]:
-                raise SourceError(f"input shard {shard} does not match the sha256 in {mpath}: "
-                                  f"refusing to augment corrupt data")
-            jobs.append(AugmentJob(str(shard), s["sha256"], s["samples"], split, i, recipe,
-                                   int(seed), copies, shard_samples, shard_bytes, cache,
-                                   __version__))
+    jobs = [AugmentJob(str(shard), s["sha256"], s["samples"], split, i, recipe, int(seed),
+                       copies, shard_samples, shard_bytes, cache, __version__)
+            for split, i, shard, s in checked_shards(mpath, in_splits, chosen, "augment")]
     with OutputLock(out):  # one run at a time, until its manifest is written
         results, _, index = run_jobs(out, jobs, workers, progress,
                                      total=sum(j.weight for j in jobs), groups={""})

@@ -128,9 +128,13 @@ def to_mono_16k(x: np.ndarray, sr: int) -> np.ndarray:
 
 def encode_flac(mono16k: np.ndarray) -> bytes:
     """16-bit FLAC bytes of a float mono 16 kHz signal (clipped to [-1, 1])."""
+    return encode_pcm16(np.clip(np.rint(mono16k * 32767.0), -32768, 32767).astype(np.int16))
+
+
+def encode_pcm16(pcm: np.ndarray) -> bytes:
+    """FLAC bytes of 16 kHz mono int16 samples, unchanged (a lossless round trip)."""
     import soundfile as sf
 
-    pcm = np.clip(np.rint(mono16k * 32767.0), -32768, 32767).astype(np.int16)
     buf = io.BytesIO()
     sf.write(buf, pcm, TARGET_SR, format="FLAC", subtype="PCM_16")
     return buf.getvalue()
