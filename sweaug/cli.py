@@ -286,7 +286,7 @@ def _gap(value: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in value.split(","))
     except ValueError:
-        raise click.BadParameter(f"{value!r}: expected MIN,MAX in seconds, e.g. 0.1,1.0") from None
+        raise click.BadParameter(f"{value!r}: expected MIN,MAX in seconds, e.g. 0.1,0.6") from None
     return lo, hi
 
 
@@ -301,7 +301,7 @@ def _gap(value: str) -> tuple[float, float]:
 @click.option("--workers", type=int, help=WORKERS_HELP)
 @click.option("--speaker-continuity", type=float, default=0.5, show_default=True, metavar="P",
               help="Probability that the next utterance of a window is the same speaker's.")
-@click.option("--gap", default="0.1,1.0", show_default=True, metavar="MIN,MAX",
+@click.option("--gap", default="0.1,0.6", show_default=True, metavar="MIN,MAX",
               help="Silence between utterances, drawn uniformly (seconds).")
 @click.option("--timestamp-fraction", type=float, default=0.5, show_default=True, metavar="F",
               help="Share of windows whose target has segment timestamps (the rest: "

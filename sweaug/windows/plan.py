@@ -36,7 +36,7 @@ class Settings:
     seconds: float = MAX_SECONDS
     speaker_continuity: float = 0.5
     gap_min: float = 0.1
-    gap_max: float = 1.0
+    gap_max: float = 0.6
     timestamp_fraction: float = 0.5
     prompt_fraction: float = 0.5
     no_speech_fraction: float = 0.0
@@ -166,7 +166,18 @@ def plan_windows(utts: list[Utt], settings: Settings, rng: np.random.Generator,
                 originals.add(u.original)
                 t = _grid_up(t + gap + u.samples)
                 continue
-            if w.timestamps and t + gap + int(MIN_STRADDLE * sr) <= limit:
+            if not w.timestamps:  # fill the rest with a later utterance that fits, if any
+                fits = next_unused(lambda u: free(u) and t + gap + u.samples <= limit)
+                if fits is not None:
+                    u = by_index[fits]
+                    w.transitions += 1
+                    w.same_speaker += u.speaker == last.speaker
+                    w.placed.append(Placed(fits, t + gap))
+                    used.add(fits)
+                    originals.add(u.original)
+                    t = _grid_up(t + gap + u.samples)
+                    continue
+            elif t + gap + int(MIN_STRADDLE * sr) <= limit:
                 w.placed.append(Placed(cand, t + gap, straddles=True))
                 first_next = cand  # opens the next window, in full
             break
