@@ -157,27 +157,21 @@ def plan_windows(utts: list[Utt], settings: Settings, rng: np.random.Generator,
             if cand is None:
                 break
             gap = q(rng.uniform(settings.gap_min, settings.gap_max))
-            u = by_index[cand]
-            if t + gap + u.samples <= limit:
+            take = cand
+            if t + gap + by_index[cand].samples > limit:
+                # a <|notimestamps|> window fills the rest with a later utterance that fits
+                take = None if w.timestamps else next_unused(
+                    lambda u: free(u) and t + gap + u.samples <= limit)
+            if take is not None:
+                u = by_index[take]
                 w.transitions += 1
                 w.same_speaker += u.speaker == last.speaker
-                w.placed.append(Placed(cand, t + gap))
-                used.add(cand)
+                w.placed.append(Placed(take, t + gap))
+                used.add(take)
                 originals.add(u.original)
                 t = _grid_up(t + gap + u.samples)
                 continue
-            if not w.timestamps:  # fill the rest with a later utterance that fits, if any
-                fits = next_unused(lambda u: free(u) and t + gap + u.samples <= limit)
-                if fits is not None:
-                    u = by_index[fits]
-                    w.transitions += 1
-                    w.same_speaker += u.speaker == last.speaker
-                    w.placed.append(Placed(fits, t + gap))
-                    used.add(fits)
-                    originals.add(u.original)
-                    t = _grid_up(t + gap + u.samples)
-                    continue
-            elif t + gap + int(MIN_STRADDLE * sr) <= limit:
+            if w.timestamps and t + gap + int(MIN_STRADDLE * sr) <= limit:
                 w.placed.append(Placed(cand, t + gap, straddles=True))
                 first_next = cand  # opens the next window, in full
             break
