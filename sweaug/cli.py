@@ -450,17 +450,22 @@ def report(run_dir):
 
 
 @main.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("sweaug-demo"),
-              show_default=True, help="Everything is written here.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Everything is written here  [default: sweaug-demo, with --long "
+                   "sweaug-demo-long].")
 @click.option("--quick", is_flag=True,
               help="The same stages with few steps (under a minute on 2 cores).")
+@click.option("--long", "long_", is_flag=True,
+              help="Whisper's window format instead: sentences vs 8-s windows vs windows + "
+                   "no-speech windows on a tiny Whisper with an 8-s window, with sentence WER, "
+                   "timestamp error, hallucination rate and long-form WER side by side.")
 @click.option("--seed", type=int, default=SEED, show_default=True,
               help="Seed of the augmentation and of the training.")
 @click.option("--workers", type=int, help=WORKERS_HELP[:-1] + "; 2 or more also train the two "
               "mixes side by side (the same results as one after the other).")
-def demo(out, quick, seed, workers):
+def demo(out, quick, long_, seed, workers):
     """Build, augment and ablate the bundled sample offline, and print the report."""
-    from .demo import run_demo
+    from .demo import run_demo, run_long_demo
     from .records import ConfigError, SourceError
 
     if workers is not None and workers < 1:
@@ -469,7 +474,9 @@ def demo(out, quick, seed, workers):
 
     _need_extra("demo", "train")  # before the build: the ablation at its end needs it
     try:
-        run_demo(out, quick=quick, seed=seed, workers=workers, echo=click.echo)
+        run = run_long_demo if long_ else run_demo
+        run(out or Path("sweaug-demo-long" if long_ else "sweaug-demo"), quick=quick, seed=seed,
+            workers=workers, echo=click.echo)
     except (ConfigError, SourceError) as e:
         _fail(str(e))
     except ModuleNotFoundError as e:

@@ -73,6 +73,98 @@ def demo_cv() -> Path:
     return SAMPLE / "demo" if (SAMPLE / "demo").is_dir() else SAMPLE / "cv"
 
 
+LONG_SECONDS = 8.0  # the --long demo's window: 3-5 of the demo's 1.2-2.8 s clips
+
+LONG_RECIPE = """\
+# Written by `sweaug demo --long`: Whisper's window format vs single sentences, tiny Whisper
+# with an {seconds:g}-s window trained from scratch on the bundled demo corpus: the same
+# utterances and the same number of steps of 8 encoder inputs each (the same encoder compute;
+# a window carries ~3.7 of the demo's sentences, so the window mixes see more speech per step).
+# recipes/ablation/windows.yaml compares them on equal passes over the data instead.
+name: demo-long
+description: sentences vs {seconds:g}-s windows vs windows + no-speech windows, tiny Whisper
+model: tiny-random
+tiny: {{d_model: 128, layers: 2, heads: 4, max_target_positions: 128}}
+language: sv
+task: transcribe
+seed: {seed}
+training:
+  per_device_train_batch_size: 8
+  gradient_accumulation_steps: 1
+  learning_rate: 1.5e-3
+  warmup_steps: {warmup}
+  max_steps: {steps}
+  seconds: {seconds}
+  logging_steps: {log_every}
+  save_steps: 100000
+  dropout: 0.0
+  dataloader_num_workers: 0
+  fp16: false
+  gradient_checkpointing: false
+  optim: adamw_torch_fused
+  vocabulary: transcripts
+  torch_threads: 1
+evaluation:
+  sets: [cv/test, cv-win-ns/test]
+  max_samples: {max_samples}
+  max_new_tokens: 100
+  batch_size: 16
+  bootstrap: 1000
+  long_form:
+    {{set: cv/test, recordings: {recordings}, min_seconds: {lf_min}, max_seconds: {lf_max}}}
+reference: sentences
+mixes:
+  - name: sentences
+    description: one sentence per sample, <|notimestamps|>, no prompt
+    data: {{cv/train: 1.0}}
+  - name: windows
+    description: the same sentences in {seconds:g}-s windows (timestamps, prompts on half)
+    data: {{cv-win/train: 1.0}}
+  - name: windows+no-speech
+    description: the windows plus 15 % no-speech windows (bundled noise, near-silence)
+    data: {{cv-win-ns/train: 1.0}}
+"""
+LONG_JOBS = (("baseline", "sentences"), ("windows",), ("windows+no-speech",))
+
+
+def run_long_demo(out: Path, quick: bool = False, seed: int = 13, workers: int = 2,
+                  echo=print) -> dict:
+    """``sweaug demo --long``: the demo corpus's CV part built, packed into windows twice
+    (without and with no-speech windows), and the three mixes of :data:`LONG_RECIPE` ablated:
+    sentence WER, window metrics (timestamp error, hallucination rate) and long-form WER."""
+    from .ablate.run import run_recipe
+    from .build.manifest import format_table
+    from .build.pipeline import BuildConfig, build
+    from .files import atomic_write_bytes
+    from .sources import SourceOptions
+    from .windows.plan import Settings
+    from .windows.stage import format_summary, windows_corpus
+
+    out = Path(out).resolve()
+    corpus = out / "corpus"
+    echo(f"== 1/3 build the demo corpus -> {corpus}")
+    manifest = build(BuildConfig(out=corpus, workers=workers, sources={
+        "cv": SourceOptions(path=demo_cv(), cache_dir=out / "cache")}))
+    echo(format_table(manifest))
+    for name, frac in (("cv-win", 0.0), ("cv-win-ns", 0.15)):
+        echo(f"\n== 2/3 sweaug windows corpus/cv --seconds {LONG_SECONDS:g}"
+             + (f" --no-speech-fraction {frac:g}" if frac else "") + f" -> {corpus / name}")
+        wm = windows_corpus(corpus / "cv", corpus / name, Settings(
+            seconds=LONG_SECONDS, no_speech_fraction=frac), seed, workers=workers)
+        echo(format_summary(wm))
+    recipe = out / "demo-long.yaml"
+    steps = 20 if quick else 500
+    atomic_write_bytes(recipe, LONG_RECIPE.format(
+        seed=seed, seconds=LONG_SECONDS, warmup=5 if quick else 30, steps=steps,
+        log_every=10 if quick else 50, max_samples=16 if quick else "null",
+        recordings=2 if quick else 6, lf_min=10 if quick else 15,
+        lf_max=20 if quick else 30).encode())
+    echo(f"\n== 3/3 ablate {recipe} ({'quick: ' if quick else ''}{steps} steps per mix)")
+    if workers < 2:
+        return run_recipe(recipe, out / "runs", corpus=corpus, echo=echo)
+    return _ablate_side_by_side(recipe, out / "runs", corpus, echo, LONG_JOBS, "demo-long")
+
+
 def run_demo(out: Path, quick: bool = False, seed: int = 13, workers: int = 2, echo=print
              ) -> dict:
     from .ablate.run import run_recipe
@@ -124,8 +216,9 @@ def _last_progress(log: Path) -> str:
 JOBS = (("baseline", "clean"), ("clean+noisy",))
 
 
-def _ablate_side_by_side(recipe: Path, runs: Path, corpus: Path, echo) -> dict:
-    """``sweaug ablate RECIPE --mix ...`` for each of :data:`JOBS` in its own process, at once;
+def _ablate_side_by_side(recipe: Path, runs: Path, corpus: Path, echo, jobs=JOBS,
+                         name: str = "demo") -> dict:
+    """``sweaug ablate RECIPE --mix ...`` for each of ``jobs`` in its own process, at once;
     then ``sweaug report`` of the run folder. Each job's output goes to ``<runs>/logs/``."""
     import subprocess
     import sys
@@ -137,7 +230,7 @@ def _ablate_side_by_side(recipe: Path, runs: Path, corpus: Path, echo) -> dict:
     logs = runs / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     procs = []
-    for job in JOBS:
+    for job in jobs:
         log = logs / f"ablate-{'-'.join(job)}.log"
         cmd = [sys.executable, "-m", "sweaug.cli", "ablate", str(recipe), "--corpus", str(corpus),
                "--out", str(runs)] + [a for name in job for a in ("--mix", name)]
@@ -173,4 +266,4 @@ def _ablate_side_by_side(recipe: Path, runs: Path, corpus: Path, echo) -> dict:
     if failed:
         raise AblationError("sweaug demo: an ablation job failed — " + "\n".join(failed)
                             + "\nFinished models are kept: run `sweaug demo` again to resume.")
-    return report_run(runs / "demo", echo=echo)
+    return report_run(runs / name, echo=echo)

@@ -53,6 +53,31 @@ def test_demo_quick_end_to_end(tmp_path, env):
                                  if not k.startswith("cv-noisy/")}
 
 
+def test_demo_long_quick_end_to_end(tmp_path, env):
+    """`sweaug demo --long --quick`: windows built twice, three mixes on the same utterances,
+    every model evaluated on sentences, on windows (timestamps, hallucination) and long-form."""
+    out = tmp_path / "long"
+    p = sweaug(env, "demo", "--long", "--quick", "--out", out)
+    corpus = out / "corpus"
+    ns = json.loads((corpus / "cv-win-ns" / "manifest.json").read_text())["sources"]["cv-win-ns"]
+    win = json.loads((corpus / "cv-win" / "manifest.json").read_text())["sources"]["cv-win"]
+    assert ns["splits"]["test"]["no_speech"] >= 1 and win["splits"]["train"]["no_speech"] == 0
+    assert win["splits"]["train"]["utterances"] == ns["splits"]["train"]["utterances"]
+    run = out / "runs" / "demo-long"
+    rows = list(csv.DictReader((run / "results.csv").open()))
+    assert {(r["mix"], r["eval_set"]) for r in rows} == {
+        (m, s) for m in ("baseline", "sentences", "windows", "windows+no-speech")
+        for s in ("cv/test", "cv-win-ns/test", "long-form")}
+    for mix in ("sentences", "windows", "windows+no-speech"):
+        res = json.loads((run / mix / "results.json").read_text())
+        w = res["eval"]["cv-win-ns/test"]
+        assert 0 <= w["hallucination_rate"] <= 1 and w["no_speech_windows"] >= 1
+        assert res["eval"]["long-form"]["n"] == 2
+    md = (run / "report.md").read_text()
+    assert "## long-form" in md and "Window metrics on cv-win-ns/test" in md
+    assert str(run / "report.md") in p.stdout
+
+
 def test_a_failed_side_by_side_job_is_an_error_naming_its_log(tmp_path, env, monkeypatch):
     """A job of the side-by-side ablation that fails stops the demo with its exit code and the
     end of its log (here: no corpus), not a report of the other job alone."""

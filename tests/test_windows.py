@@ -238,20 +238,3 @@ def test_cli_refuses_bad_flags(sample_cv, env, tmp_path):
                       (["--no-speech-dir", str(tmp_path)], "--no-speech-fraction")):
         p = sweaug(env, "windows", sample_cv / "cv", "--out", tmp_path / "o", *args, check=False)
         assert p.returncode == 2 and msg in p.stderr, p.stderr
-
-
-def test_ablate_refuses_window_folders_rather_than_training_them_as_sentences(sample_cv, env,
-                                                                             tmp_path):
-    import shutil
-
-    from conftest import tiny_recipe
-
-    corpus = tmp_path / "corpus"
-    shutil.copytree(sample_cv, corpus)
-    sweaug(env, "windows", corpus / "cv", "--out", corpus / "cv-win", "--no-progress")
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(tiny_recipe("w", 13, "evaluation: {sets: [cv/test]}\nmixes:\n"
-                                           "  - name: win\n    data: {cv-win/train: 1.0}\n"))
-    p = sweaug(env, "ablate", recipe, "--corpus", corpus, "--out", tmp_path / "runs",
-               "--dry-run", check=False)
-    assert p.returncode == 2 and "does not train or evaluate on windows yet" in p.stderr, p.stderr

@@ -78,7 +78,12 @@ TOP_KEYS = {"name": str, "description": str, "model": str, "tiny": dict, "langua
             "reference": str, "mixes": list, "baseline": bool,
             "eval_max_samples": int}  # the same as evaluation.max_samples
 EVAL_KEYS = {"sets": list, "max_samples": int, "batch_size": int, "bootstrap": int,
-             "max_new_tokens": int}
+             "max_new_tokens": int, "long_form": dict}
+#: evaluation.long_form: held-out test utterances stitched into recordings (train/longform.py)
+LONG_FORM_KEYS = {"set": str, "recordings": int, "min_seconds": (float, int),
+                  "max_seconds": (float, int)}
+LONG_FORM_DEFAULTS = {"recordings": 20, "min_seconds": 60.0, "max_seconds": 300.0}
+LONG_FORM = "long-form"  # its name among the evaluation results
 
 
 class AblationError(ConfigError):
@@ -116,14 +121,21 @@ class Recipe:
     tiny: dict
     baseline: bool = True
     description: str = ""
+    long_form: dict | None = None  # evaluation.long_form with its defaults
 
     def mix_hash(self, mix: Mix) -> str:
         """What decides a mix's result: a finished mix with the same hash is not run again."""
-        return hashlib.sha256(json.dumps(
-            [self.model, self.tiny, self.language, self.task, self.seed, mix.data, mix.augment,
-             mix.lora, mix.training, self.eval_sets, self.eval_max_samples,
-             self.eval_batch_size, self.max_new_tokens],
-            sort_keys=True, default=str).encode()).hexdigest()[:16]
+        parts = [self.model, self.tiny, self.language, self.task, self.seed, mix.data,
+                 mix.augment, mix.lora, mix.training, self.eval_sets, self.eval_max_samples,
+                 self.eval_batch_size, self.max_new_tokens]
+        if self.long_form:  # appended only when set: earlier runs keep their hashes
+            parts.append(self.long_form)
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()
+                              ).hexdigest()[:16]
+
+    def evaluated(self) -> list[str]:
+        """The evaluation results' names: the sets, then ``long-form`` when configured."""
+        return list(self.eval_sets) + ([LONG_FORM] if self.long_form else [])
 
 
 def _check(node_map: dict, allowed: dict, where: str, path: Path, lines: dict) -> None:
@@ -325,6 +337,20 @@ def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
         raise AblationError(f"{path}: evaluation.sets must list shard sets like cv/test")
     for mix, where in zip(mixes, wheres):
         _check_eval_training(mix, where, sets, path)
+    long_form = None
+    if ev.get("long_form") is not None:
+        lf_lines = _lines(_child(ev_node, "long_form"))
+        _check(ev["long_form"], LONG_FORM_KEYS, "evaluation.long_form.", path, lf_lines)
+        long_form = {"set": sets[0], **LONG_FORM_DEFAULTS, **ev["long_form"]}
+        long_form["min_seconds"] = float(long_form["min_seconds"])
+        long_form["max_seconds"] = float(long_form["max_seconds"])
+        if not (long_form["recordings"] >= 1
+                and 0 < long_form["min_seconds"] <= long_form["max_seconds"]):
+            raise AblationError(f"{path}:{lf_lines.get('recordings', '?')}: evaluation.long_form "
+                                f"needs recordings >= 1 and 0 < min_seconds <= max_seconds")
+        if long_form["set"].count("/") != 1:
+            raise AblationError(f"{path}: evaluation.long_form.set must name a shard set like "
+                                f"cv/test")
     corpus_path = corpus or data.get("corpus")
     model = data.get("model", "openai/whisper-small")
     if model.startswith(("./", "../", "~")) or (path.parent / model).is_dir():
@@ -337,7 +363,7 @@ def load(path: str | Path, corpus: str | Path | None = None) -> Recipe:
                   ev.get("batch_size"), int(ev.get("bootstrap", 1000)),
                   ev.get("max_new_tokens"), ref,
                   Path(corpus_path) if corpus_path else None, data.get("tiny") or {},
-                  bool(data.get("baseline", True)), data.get("description", ""))
+                  bool(data.get("baseline", True)), data.get("description", ""), long_form)
 
 
 @dataclass
@@ -350,6 +376,8 @@ class ShardSet:
     source: str  # the source it derives from (cv for cv-aug)
     # per shard, what its manifest says: {"bytes", "samples"} (for the preflight check)
     expected: tuple = ()
+    kind: str = "sentences"  # or "windows" (`sweaug windows` output)
+    window_seconds: float = 0.0  # the windows' length (windows only)
 
 
 def resolve_sets(recipe: Recipe, corpus: Path) -> dict[str, ShardSet]:
@@ -359,25 +387,33 @@ def resolve_sets(recipe: Recipe, corpus: Path) -> dict[str, ShardSet]:
         raise AblationError(f"corpus {corpus} has no manifest.json (build it with sweaug build, "
                             f"or pass --corpus)")
     wanted = sorted({s for m in recipe.mixes for s in m.data} | set(recipe.eval_sets)
+                    | ({recipe.long_form["set"]} if recipe.long_form else set())
                     | {m.training["eval_during_training"] for m in recipe.mixes
                        if m.training.get("eval_during_training")})
+    # what is scored as sentences: evaluation during training and the long-form recordings
+    # (a window set in evaluation.sets gets the window metrics: train/longform.py)
+    as_sentences = ({m.training["eval_during_training"] for m in recipe.mixes
+                     if m.training.get("eval_during_training")}
+                    | ({recipe.long_form["set"]} if recipe.long_form else set()))
     out = {}
     for name in wanted:
         folder, split = name.split("/")
+        kind, seconds = "sentences", 0.0
         top = json.loads((corpus / "manifest.json").read_text())
         if folder in top["sources"]:
             base, info, aug, src = corpus, top["sources"][folder], False, folder
         elif (corpus / folder / "manifest.json").exists():
             m = json.loads((corpus / folder / "manifest.json").read_text())
-            if m.get("format") == "sweaug-windows/1":
-                # a window's target has timestamp tokens and a previous-text prompt that the
-                # sentence collator would not build: refused rather than trained wrongly
+            if m.get("format") == "sweaug-windows/1" and name in as_sentences:
                 raise AblationError(
-                    f"shard set {name!r}: {corpus / folder} holds `sweaug windows` output; "
-                    f"ablate does not train or evaluate on windows yet (their timestamped, "
-                    f"prompted targets need their own collator): name sentence folders")
+                    f"shard set {name!r}: {corpus / folder} holds `sweaug windows` output, which "
+                    f"is evaluated with the window metrics in evaluation.sets only: name a "
+                    f"sentence set (e.g. {m.get('input', {}).get('source', 'cv')}/test) for "
+                    f"eval_during_training and evaluation.long_form.set")
             base, info = corpus / folder, m["sources"][folder]
             aug, src = m.get("format") == "sweaug-augmented/1", m.get("input", {}).get("source", folder)
+            if m.get("format") == "sweaug-windows/1":
+                kind, seconds = "windows", float(m["windows"]["seconds"])
         else:
             raise AblationError(f"shard set {name!r}: no source {folder!r} in {corpus}")
         if split not in info["splits"]:
@@ -391,8 +427,46 @@ def resolve_sets(recipe: Recipe, corpus: Path) -> dict[str, ShardSet]:
                                 f"{'missing ' + str(missing[0]) if missing else 'no shards'}")
         out[name] = ShardSet(name, shards, s["samples"], s["hours"], aug, src,
                              tuple({k: sh.get(k) for k in ("bytes", "samples")}
-                                   for sh in s["shards"]))
+                                   for sh in s["shards"]), kind, seconds)
     return out
+
+
+#: transforms that move or cut audio unevenly: a window's timestamps would no longer say where
+#: its segments are (a uniform time stretch is fine: MixStream rescales the timestamps)
+TIMING_TRANSFORMS = ("Shift", "Padding", "Trim", "RepeatPart", "Reverse", "AdjustDuration")
+
+
+def check_windows(recipe: Recipe, sets: dict[str, ShardSet]) -> None:
+    """Refuse, before any training, a mix that names window sets the model cannot take: windows
+    longer than the model's window (every one would be dropped), or an on-the-fly augmentation
+    with a transform that moves audio unevenly (:data:`TIMING_TRANSFORMS`)."""
+    evaluated = [s for s in recipe.eval_sets if sets[s].kind == "windows"]
+    for m in recipe.mixes:
+        windows = [s for s in m.data if sets[s].kind == "windows"]
+        seconds = float(m.training["seconds"])
+        for s in evaluated:
+            if sets[s].window_seconds > seconds + 1e-9:
+                raise AblationError(
+                    f"{recipe.path}: evaluation set {s} holds {sets[s].window_seconds:g}-s "
+                    f"windows but mix {m.name!r} has a {seconds:g}-s window (training.seconds)")
+        if not windows:
+            continue
+        for s in windows:
+            if sets[s].window_seconds > seconds + 1e-9:
+                raise AblationError(
+                    f"{recipe.path}: mix {m.name!r}: {s} holds {sets[s].window_seconds:g}-s "
+                    f"windows but the model's window is {seconds:g} s (training.seconds): every "
+                    f"one would be dropped; run `sweaug windows --seconds {seconds:g}` or use a "
+                    f"model with a longer window")
+        if m.augment:
+            from ..augment import load_recipe as load_augment
+            bad = [st.name for st in load_augment(Path(m.augment)).steps
+                   if st.name in TIMING_TRANSFORMS]
+            if bad:
+                raise AblationError(
+                    f"{recipe.path}: mix {m.name!r}: augment recipe {m.augment} has "
+                    f"{', '.join(bad)}, which move(s) audio unevenly: the timestamps of "
+                    f"{', '.join(windows)} would be wrong; drop it from the recipe for windows")
 
 
 def plan_text(recipe: Recipe, sets: dict[str, ShardSet]) -> str:
@@ -431,7 +505,9 @@ def plan_text(recipe: Recipe, sets: dict[str, ShardSet]) -> str:
             ss = sets[s]
             lines.append(f"  {s:<22} weight {w / wsum:5.1%}  {ss.samples:>7} samples "
                          f"{ss.hours:8.3f} h  source {ss.source}"
-                         + ("  (augmented copies)" if ss.augmented else ""))
+                         + ("  (augmented copies)" if ss.augmented else "")
+                         + (f"  ({ss.window_seconds:g}-s windows)" if ss.kind == "windows"
+                            else ""))
     lines.append("\nevaluation (baseline = the model without fine-tuning"
                  + (", always included)" if recipe.baseline else ", disabled)"))
     for s in recipe.eval_sets:

@@ -348,11 +348,52 @@ def _markdown(run_dir: Path, rows: list[dict], records: list[dict], reference: s
         over = _over_window_line(rows, es)
         if over:
             lines += [over, ""]
+        lines += _whisper_format_lines(rows, es, level)
 
     lines += ["![WER per model with confidence intervals](wer.png)", ""]
     if notes:
         lines += ["## Notes", ""] + [f"- {_md_escape(n)}" for n in notes] + [""]
     return "\n".join(lines)
+
+
+def _whisper_format_lines(rows: list[dict], es: str, level: str) -> list[str]:
+    """Below a set's WER table: how its long-form recordings were made, or a window set's
+    timestamp error and no-speech hallucination rate (train/longform.py), per model."""
+    entries = [(r, (r.get("eval") or {}).get(es)) for r in rows]
+    entries = [(r, e) for r, e in entries if e]
+    if not entries:
+        return []
+    kind = entries[0][1].get("kind")
+    if kind == "long-form":
+        e = entries[0][1]
+        secs = e.get("recording_seconds") or [0]
+        return [f"Long-form: {e['n']} recording(s) of {min(secs):.0f}-{max(secs):.0f} s (mean "
+                f"{sum(secs) / len(secs):.0f} s, {sum(e.get('utterances') or [])} utterances) "
+                f"stitched from {e.get('from', '?')}, each transcribed whole with sequential "
+                f"long-form generation (timestamps on, {e.get('window_seconds', 30):g}-s window); "
+                f"WER over the whole recording, the interval resamples recordings.", ""]
+    if kind != "windows":
+        return []
+
+    def secs(v) -> str:
+        return f"{v:.2f}" if _finite(v) else "—"
+
+    out = [f"Window metrics on {es}: timestamp error = mean |start| and |end| error of the "
+           f"matched segments (s), hallucination rate = share of no-speech windows with any "
+           f"word ({level} CI).", "",
+           "| Model | Timestamp error (s) | CI | Segments matched | Hallucination rate | CI | "
+           "By kind |", "|---|---:|---|---:|---:|---|---|"]
+    for row, e in entries:
+        kinds = ", ".join(f"{k} {_pct(v['rate'])} (n={v['n']})"
+                          for k, v in (e.get("hallucination_by_kind") or {}).items())
+        matched = (f"{e['matched']} of {e['segments']}" if "segments" in e else "—")
+        out.append(f"| {_md_escape(_display(row['mix'], _is_baseline(row)))} | "
+                   f"{secs(e.get('timestamp_error'))} | "
+                   f"[{secs(e.get('timestamp_error_lo'))}, {secs(e.get('timestamp_error_hi'))}] | "
+                   f"{matched} | {_pct(e.get('hallucination_rate'))} | "
+                   f"{_ci(e.get('hallucination_rate_lo'), e.get('hallucination_rate_hi'))} | "
+                   f"{kinds or '—'} |")
+    return out + [""]
 
 
 def _ran_with_text(ran: dict | None) -> str:

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Iterator
 
 from ..train.evaluate import eval_settings
-from .recipe import Recipe, ShardSet, load, plan_text, resolve_sets, resolve_steps
+from .recipe import LONG_FORM, Recipe, ShardSet, check_windows, load, plan_text, \
+    resolve_sets, resolve_steps
 
 log = logging.getLogger("sweaug.ablate")
 BASELINE = "baseline"
@@ -64,12 +65,27 @@ def _evaluate(recipe: Recipe, mix, model, fe, tok, sets: dict[str, ShardSet]) ->
 
     check_generation_config(model, recipe.language, recipe.task)
     kw = eval_settings(recipe, mix, model)
+    common = {"language": recipe.language, "task": recipe.task, "bootstrap": recipe.bootstrap,
+              "seed": recipe.seed}
     out = {}
     for s in recipe.eval_sets:
+        if sets[s].kind == "windows":  # timestamp error, window WER, hallucination rate
+            from ..train.longform import evaluate_windows, window_samples
+            out[s] = evaluate_windows(model, tok, fe, window_samples(sets[s].shards),
+                                      batch_size=kw["batch_size"],
+                                      max_samples=recipe.eval_max_samples, **common)
+            continue
         out[s] = evaluate_set(model, tok, fe, eval_samples(sets[s], recipe.eval_max_samples),
-                              language=recipe.language, task=recipe.task,
-                              max_samples=recipe.eval_max_samples, bootstrap=recipe.bootstrap,
-                              seed=recipe.seed, total=sets[s].samples, **kw)
+                              max_samples=recipe.eval_max_samples, total=sets[s].samples,
+                              **common, **kw)
+    lf = recipe.long_form
+    if lf:
+        from ..train.longform import evaluate_long_form, stitch
+        recordings = stitch(eval_samples(sets[lf["set"]], None), lf["recordings"],
+                            lf["min_seconds"], lf["max_seconds"], recipe.seed)
+        out[LONG_FORM] = {**evaluate_long_form(model, tok, fe, recordings,
+                                               batch_size=kw["batch_size"], **common),
+                          "from": lf["set"], "asked": dict(lf)}
     return out
 
 
@@ -194,7 +210,7 @@ def run_meta(recipe: Recipe, corpus: Path) -> dict:
             "recipe_path": str(Path(recipe.path).resolve()),
             "corpus": str(Path(corpus).resolve()), "model": recipe.model,
             "language": recipe.language, "task": recipe.task,
-            "eval_sets": list(recipe.eval_sets), "reference": recipe.reference, "models": models}
+            "eval_sets": recipe.evaluated(), "reference": recipe.reference, "models": models}
 
 
 def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool = False,
@@ -214,9 +230,11 @@ def run_recipe(path: Path, out: Path, corpus: Path | None = None, dry_run: bool 
             from .recipe import AblationError
             raise AblationError(f"{recipe.path}: mix {m.name!r}: augment recipe {m.augment} "
                                 f"does not exist")
+    check_windows(recipe, sets)
     models = _selected(recipe, only)
     say(plan_text(recipe, sets))
     preflight(sets, [s for m in models if m for s in m.data] + list(recipe.eval_sets)
+              + ([recipe.long_form["set"]] if recipe.long_form else [])
               + [m.training["eval_during_training"] for m in models
                  if m and m.training.get("eval_during_training")], say)
     from ..augment import load_recipe as load_augment
@@ -383,7 +401,7 @@ def _evaluate_one(recipe: Recipe, mix, sets, out: Path, train: dict | None, echo
         tok.set_prefix_tokens(language=recipe.language, task=recipe.task)
     model.to(device=ev["device"], dtype=torch_dtype(ev["precision"]))
     model.eval()
-    echo(f"{name}: evaluating on {', '.join(recipe.eval_sets)} ({ev['device']}, "
+    echo(f"{name}: evaluating on {', '.join(recipe.evaluated())} ({ev['device']}, "
          f"{ev['precision']})")
     result = {"mix": name, "baseline": mix is None, "hash": _hash(recipe, mix),
               "run_hash": plan["run_hash"], "evaluated_with": {

@@ -398,7 +398,8 @@ def train_mix(recipe, mix, sets: dict, out: Path, plan: dict | None = None,
             model=model, args=args, train_dataset=stream,
             # the Trainer wants an eval_dataset to evaluate; sweaug's evaluation reads its own
             eval_dataset=[{}] if evaluate else None,
-            data_collator=SpeechCollator(model.config.decoder_start_token_id),
+            data_collator=SpeechCollator(model.config.decoder_start_token_id,
+                                         model.config.pad_token_id),
             callbacks=callbacks)
         remove_printing(trainer)
         trainer.sweaug_progress = progress

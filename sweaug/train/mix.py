@@ -128,7 +128,8 @@ LOGGED_DROPS = 3
 
 class MixStream(IterableDataset):
     """The mix as an endless stream of prepared samples (``input_features``, ``labels`` and
-    ``stream``: where it came from, for resuming). See the module docstring for the order.
+    ``stream``: where it came from, for resuming; a ``sweaug windows`` sample also ``prompt``
+    and ``first_target``, see labels.py). See the module docstring for the order.
 
     ``max_audio_samples`` (the model's window, in samples at 16 kHz) and ``max_label_tokens``
     (the decoder's ``max_target_positions``): a sample whose audio *after augmentation* is
@@ -164,6 +165,7 @@ class MixStream(IterableDataset):
         self.shuffle_buffer = int(shuffle_buffer)
         self.start = {int(k): v for k, v in (start or {}).items()}
         self.worker_offset = int(worker_offset)
+        self._labeller = None
 
     def _slot(self) -> tuple[int, int, int, int]:
         """(slot, slots, rank, DataLoader worker id)."""
@@ -196,26 +198,47 @@ class MixStream(IterableDataset):
     def _prepare(self, pass_no: int, key: str, sample: tuple[str, dict]) -> dict | str:
         """The training sample, or the reason (:data:`DROP_REASONS`) it is dropped."""
         from .data import decode_flac
+        from .labels import Labeller, is_window
         from .samples import sample_meta
 
         shard, members = sample
         files = read_members(shard, key, members)
-        text = sample_meta(shard, key, files, (self.text_field,))[self.text_field]
-        labels = self.tokenizer(text).input_ids
-        start_token = getattr(self, "_sot", None)
-        n_labels = len(labels) - (1 if labels and labels[0] == start_token else 0)
-        if self.max_label_tokens is not None and n_labels > self.max_label_tokens:
+        meta = sample_meta(shard, key, files, (self.text_field,))
+        if self._labeller is None:
+            self._labeller = Labeller(self.tokenizer, self.max_label_tokens or 448,
+                                      self.text_field)
+        lab = self._labeller(meta)
+        # the decoder reads the prompt and the labels without the last token
+        if self.max_label_tokens is not None and lab.decoder_length() > self.max_label_tokens:
             return "over_max_labels"
         audio = decode_flac(files["flac"])
         if self.augmenter is not None:
             from ..augment import AugmentError
+            before = len(audio)
             try:
                 audio, _ = self.augmenter(audio, 16000, key, pass_no)
             except AugmentError as e:  # e.g. a draw that clips: `sweaug augment` drops it too
                 return "augment_failed", f"{e.reason}: {e.detail}"
+            if len(audio) != before and is_window(meta):
+                # a uniform time stretch (the only length change ablate allows for windows:
+                # recipe.check_windows) moves every segment by the same factor; a window
+                # stretched past the model's window is cut there, its segments past the cut
+                # left out and the one crossing it straddling (Whisper's window-end rule)
+                limit = self.max_audio_samples
+                cut = limit / 16000 if limit is not None and len(audio) > limit else None
+                lab = self._labeller(meta, scale=len(audio) / before, cut=cut)
+                if lab is None:  # a <|notimestamps|> window cut inside its first segment
+                    return "over_window"
+                if lab.cut_at is not None:
+                    audio = audio[:int(round(lab.cut_at * 16000))]
         if self.max_audio_samples is not None and len(audio) > self.max_audio_samples:
             return "over_window"
-        return {"input_features": torch.from_numpy(self.features(audio)), "labels": labels}
+        out = {"input_features": torch.from_numpy(self.features(audio)), "labels": lab.labels}
+        if lab.prompt:
+            out["prompt"] = lab.prompt
+        if lab.first_target is not None:
+            out["first_target"] = lab.first_target
+        return out
 
     def __iter__(self) -> Iterator[dict]:
         slot, slots, rank, wid = self._slot()
@@ -223,8 +246,6 @@ class MixStream(IterableDataset):
         skip = int(state.get("position", 0))
         dropped = {r: int((state.get("dropped") or {}).get(r, 0)) for r in DROP_REASONS}
         logged = dict.fromkeys(DROP_REASONS, 0)
-        convert = getattr(self.tokenizer, "convert_tokens_to_ids", None)
-        self._sot = convert("<|startoftranscript|>") if convert else None
         trace = None
         if os.environ.get(TRACE_ENV):
             folder = Path(os.environ[TRACE_ENV])
@@ -364,10 +385,18 @@ def shuffled(items: Iterator, size: int, seed) -> Iterator:
 class SpeechCollator:
     """Stack features; pad labels with -100; drop a leading decoder-start token (the model
     prepends it when shifting labels right); stack MixStream's ``stream`` positions (the
-    trainer takes them out of the batch before the model sees it)."""
+    trainer takes them out of the batch before the model sees it).
 
-    def __init__(self, decoder_start_token_id: int):
-        self.start = decoder_start_token_id
+    A batch with a window's previous-text prompt (``prompt``) or a no-speech target
+    (``first_target``, see labels.py) gets explicit ``decoder_input_ids``: per sample the prompt
+    then the labels without their last token, padded with ``pad_token_id``; its ``labels`` are
+    the next tokens, -100 over the prompt (and at the prompt's last position, whose next token
+    is the forced ``<|startoftranscript|>``) and the padding. Whisper's decoder is causal, so
+    right padding changes no earlier position. A batch of plain labels stays as before (the
+    model shifts them itself)."""
+
+    def __init__(self, decoder_start_token_id: int, pad_token_id: int = 50257):
+        self.start, self.pad = decoder_start_token_id, pad_token_id
 
     def __call__(self, batch: list[dict]) -> dict:
         feats = torch.stack([b["input_features"] for b in batch])
@@ -377,6 +406,8 @@ class SpeechCollator:
         if all("stream" in b for b in batch):
             info["stream"] = [tuple(b["stream"]) for b in batch]
         labels = [list(b["labels"]) for b in batch]
+        if any(b.get("prompt") or b.get("first_target") is not None for b in batch):
+            return self._explicit(batch, labels, feats, info)
         if all(lab and lab[0] == self.start for lab in labels):
             labels = [lab[1:] for lab in labels]
         width = max(len(lab) for lab in labels)
@@ -385,3 +416,24 @@ class SpeechCollator:
             padded[i, : len(lab)] = torch.tensor(lab, dtype=torch.long)
         info["label_tokens"] = sum(len(lab) for lab in labels)
         return {"input_features": feats, "labels": padded, "sweaug": info}
+
+    def _explicit(self, batch, labels, feats, info) -> dict:
+        if not all(lab and lab[0] == self.start for lab in labels):
+            raise ValueError("window labels must start with the decoder-start token")
+        inputs, targets = [], []
+        for b, lab in zip(batch, labels):
+            prompt = list(b.get("prompt") or [])
+            inputs.append(prompt + lab[:-1])
+            target = [-100] * len(prompt) + lab[1:]
+            if b.get("first_target") is not None:
+                target[len(prompt)] = int(b["first_target"])
+            targets.append(target)
+        width = max(len(x) for x in inputs)
+        dec = torch.full((len(batch), width), self.pad, dtype=torch.long)
+        lab_t = torch.full((len(batch), width), -100, dtype=torch.long)
+        for i, (x, y) in enumerate(zip(inputs, targets)):
+            dec[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+            lab_t[i, : len(y)] = torch.tensor(y, dtype=torch.long)
+        info["label_tokens"] = int((lab_t != -100).sum())
+        return {"input_features": feats, "decoder_input_ids": dec, "labels": lab_t,
+                "sweaug": info}

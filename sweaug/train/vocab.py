@@ -28,16 +28,27 @@ import torch
 def transcript_tokens(shard_lists: Iterable[Iterable], tokenizer, text_field: str = "text"
                       ) -> list[int]:
     """Sorted ids of every token in the labels of the shards' samples (only the ``.json``
-    members are read; the audio is skipped)."""
+    members are read; the audio is skipped), built as :class:`~sweaug.train.labels.Labeller`
+    builds them. With a window set among them, every timestamp token and ``<|nospeech|>`` are
+    kept too: long-form decoding must be able to emit any time in the window (on-the-fly time
+    stretching moves them), not only the ones the training targets happen to hold."""
     from ..build.shards import iter_samples
+    from .labels import Labeller, is_window
     from .samples import sample_meta
 
+    labeller = Labeller(tokenizer, text_field=text_field)
     kept: set[int] = set()
+    windows = False
     for shards in shard_lists:
         for shard in shards:
             for key, files in iter_samples(Path(shard), only=("json",)):
                 meta = sample_meta(shard, key, files, (text_field,))
-                kept.update(tokenizer(meta[text_field]).input_ids)
+                kept.update(labeller.text_tokens(meta))
+                windows = windows or is_window(meta)
+    if windows:
+        ids = labeller.ids()
+        kept.update(range(ids["<|0.00|>"], ids["<|0.00|>"] + 1501))
+        kept.add(ids["nospeech"])
     return sorted(kept)
 
 
@@ -65,13 +76,16 @@ def kept_token_loss(model, inputs: dict, index: torch.Tensor, config):
     """``(loss, outputs)``: the cross-entropy over the kept tokens of a model whose ``proj_out``
     is a :class:`KeptLogits` (``inputs``: ``input_features`` and full-vocabulary ``labels``,
     −100 padded; ``index``: :func:`index_of` the kept tokens). Decoder inputs are the labels
-    shifted right, as Whisper's own forward makes them."""
+    shifted right, as Whisper's own forward makes them, unless the batch has its own
+    ``decoder_input_ids`` (windows with a prompt: :class:`~sweaug.train.mix.SpeechCollator`)."""
     from transformers.models.whisper.modeling_whisper import shift_tokens_right
 
     inputs = dict(inputs)
     labels = inputs.pop("labels")
-    decoder_input_ids = shift_tokens_right(labels, config.pad_token_id,
-                                           config.decoder_start_token_id)
+    decoder_input_ids = inputs.pop("decoder_input_ids", None)
+    if decoder_input_ids is None:
+        decoder_input_ids = shift_tokens_right(labels, config.pad_token_id,
+                                               config.decoder_start_token_id)
     out = model(**inputs, decoder_input_ids=decoder_input_ids)
     target = torch.where(labels == -100, labels, index.to(labels.device)[labels.clamp(min=0)])
     if bool(((target == -100) & (labels != -100)).any()):  # cannot happen: kept = labels

@@ -15,7 +15,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import AUDIO_MODES, AUGMENTED_FORMAT, CORPUS_FORMAT, AudioSink, ViewError
+from .data import AUDIO_MODES, AUGMENTED_FORMAT, CORPUS_FORMAT, WINDOWS_FORMAT, AudioSink, \
+    ViewError
 
 __all__ = ["AUDIO_MODES", "ViewError", "Written", "detect", "render"]
 log = logging.getLogger("sweaug.view")
@@ -24,7 +25,7 @@ log = logging.getLogger("sweaug.view")
 @dataclass(frozen=True)
 class Written:
     path: Path
-    kind: str  # corpus | source | augmented | run
+    kind: str  # corpus | source | augmented | windows | run
     bytes: int
     audio: int  # <audio> elements with a source
     audio_dir: Path | None  # with audio="files"
@@ -54,8 +55,11 @@ def detect(path: Path) -> tuple[str, Path, str | None]:
             return "corpus", path, None
         if fmt == AUGMENTED_FORMAT:
             return "augmented", path, None
+        if fmt == WINDOWS_FORMAT:
+            return "windows", path, None
         raise ViewError(f"{mpath} has format {fmt!r}: sweaug view shows {CORPUS_FORMAT} "
-                        f"(sweaug build) and {AUGMENTED_FORMAT} (sweaug augment) folders")
+                        f"(sweaug build), {AUGMENTED_FORMAT} (sweaug augment) and "
+                        f"{WINDOWS_FORMAT} (sweaug windows) folders")
     parent = path.resolve().parent / "manifest.json"
     if parent.is_file() and _format(parent) == CORPUS_FORMAT:
         sources = json.loads(parent.read_text(encoding="utf-8")).get("sources", {})
@@ -115,13 +119,16 @@ def render(path: Path, out: Path | None = None, *, samples: int = 20, seed: int 
     out = Path(out) if out is not None else Path(f"{Path(path).resolve().name}-view.html")
     if out.is_dir():
         raise ViewError(f"--out {out} is a folder: give the HTML file to write")
-    if kind in ("corpus", "source") and corpus is not None:
+    if kind in ("corpus", "source", "windows") and corpus is not None:
         raise ViewError("--corpus is for a run or an augmented folder, not a corpus")
     sink = AudioSink(audio, out)
     try:
         if kind == "run":
             from .run import run_page
             ctx, template = run_page(folder, worst, sink, corpus), "run.html"
+        elif kind == "windows":
+            from .windows import windows_page
+            ctx, template = windows_page(folder, samples, seed, sink), "windows.html"
         elif kind == "augmented":
             from .augmented import augmented_page
             ctx, template = augmented_page(folder, samples, seed, sink, corpus), "corpus.html"

@@ -275,7 +275,8 @@ def run_page(run: Path, worst_n: int, sink: AudioSink, corpus: Path | None = Non
         for es in [s for s in eval_sets if s in res["eval"]] + \
                 [s for s in res["eval"] if s not in eval_sets]:
             e = res["eval"][es]
-            rows = worst(e, worst_n) if worst_n else []
+            # long-form recordings are stitched at evaluation time: no shard holds their audio
+            rows = worst(e, worst_n) if worst_n and e.get("kind") != "long-form" else []
             needed.setdefault(es, set()).update(r["key"] for r in rows)
             sets.append({"eval_set": es, "n": e.get("n"), "rows": rows})
         models.append({"mix": name, "baseline": bool(res.get("baseline")),
