@@ -21,22 +21,15 @@ from pathlib import Path
 
 SAMPLE = Path(__file__).resolve().parent / "sample"
 
-RECIPE = """\
-# Written by `sweaug demo`: a tiny Whisper trained from scratch on the bundled sample.
-name: demo
-description: clean vs clean+noisy training data, tiny Whisper, evaluated clean and noisy
-model: tiny-random
-tiny: {{d_model: 128, layers: 2, heads: 4}}
-language: sv
-task: transcribe
-seed: {seed}
+# the tiny model's training settings, shared by both demos
+TRAINING = """\
 training:
   per_device_train_batch_size: 8
   gradient_accumulation_steps: 1
   learning_rate: 1.5e-3
   warmup_steps: {warmup}
   max_steps: {steps}
-  seconds: 3.2
+  seconds: {seconds}
   logging_steps: {log_every}
   save_steps: {save_every}
   dropout: 0.0
@@ -50,7 +43,18 @@ training:
   # trained from scratch: a softmax over the training transcripts' tokens (not all 51,865)
   vocabulary: transcripts
   torch_threads: 1
-evaluation:
+"""
+
+RECIPE = """\
+# Written by `sweaug demo`: a tiny Whisper trained from scratch on the bundled sample.
+name: demo
+description: clean vs clean+noisy training data, tiny Whisper, evaluated clean and noisy
+model: tiny-random
+tiny: {{d_model: 128, layers: 2, heads: 4}}
+language: sv
+task: transcribe
+seed: {seed}
+{training}evaluation:
   sets: [cv/test, cv-noisy/test]
   max_samples: {max_samples}
   max_new_tokens: 40
@@ -88,23 +92,7 @@ tiny: {{d_model: 128, layers: 2, heads: 4, max_target_positions: 128}}
 language: sv
 task: transcribe
 seed: {seed}
-training:
-  per_device_train_batch_size: 8
-  gradient_accumulation_steps: 1
-  learning_rate: 1.5e-3
-  warmup_steps: {warmup}
-  max_steps: {steps}
-  seconds: {seconds}
-  logging_steps: {log_every}
-  save_steps: 100000
-  dropout: 0.0
-  dataloader_num_workers: 0
-  fp16: false
-  gradient_checkpointing: false
-  optim: adamw_torch_fused
-  vocabulary: transcripts
-  torch_threads: 1
-evaluation:
+{training}evaluation:
   sets: [cv/test, cv-win-ns/test]
   max_samples: {max_samples}
   max_new_tokens: 100
@@ -154,9 +142,10 @@ def run_long_demo(out: Path, quick: bool = False, seed: int = 13, workers: int =
         echo(format_summary(wm))
     recipe = out / "demo-long.yaml"
     steps = 20 if quick else 500
+    training = TRAINING.format(warmup=5 if quick else 30, steps=steps, seconds=LONG_SECONDS,
+                               log_every=10 if quick else 50, save_every=steps)
     atomic_write_bytes(recipe, LONG_RECIPE.format(
-        seed=seed, seconds=LONG_SECONDS, warmup=5 if quick else 30, steps=steps,
-        log_every=10 if quick else 50, max_samples=16 if quick else "null",
+        seed=seed, seconds=LONG_SECONDS, training=training, max_samples=16 if quick else "null",
         recordings=2 if quick else 6, lf_min=10 if quick else 15,
         lf_max=20 if quick else 30).encode())
     echo(f"\n== 3/3 ablate {recipe} ({'quick: ' if quick else ''}{steps} steps per mix)")
@@ -192,9 +181,10 @@ def run_demo(out: Path, quick: bool = False, seed: int = 13, workers: int = 2, e
     # took ~410 s; the whole demo 7 min 5 s) keep the demo within 10 minutes
     steps = 60 if quick else 1500
     recipe = out / "demo.yaml"
+    training = TRAINING.format(warmup=max(steps // 30, 5), steps=steps, seconds=3.2,
+                               log_every=10 if quick else 50, save_every=steps // 2)
     atomic_write_bytes(recipe, RECIPE.format(
-        seed=seed, steps=steps, warmup=max(steps // 30, 5), log_every=10 if quick else 50,
-        save_every=steps // 2, max_samples=16 if quick else "null").encode())
+        seed=seed, training=training, max_samples=16 if quick else "null").encode())
     echo(f"\n== 3/3 ablate {recipe} ({'quick: ' if quick else ''}{steps} steps per mix)")
     if workers < 2:
         return run_recipe(recipe, out / "runs", corpus=corpus, echo=echo)

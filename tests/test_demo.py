@@ -91,8 +91,8 @@ def test_a_failed_side_by_side_job_is_an_error_naming_its_log(tmp_path, env, mon
     for k in ("SWEAUG_CACHE", "PYTHONPATH"):
         monkeypatch.setenv(k, env[k])
     recipe = tmp_path / "demo.yaml"
-    recipe.write_text(demo.RECIPE.format(seed=1, steps=2, warmup=1, log_every=1, save_every=1,
-                                         max_samples=2))
+    recipe.write_text(demo.RECIPE.format(seed=1, max_samples=2, training=demo.TRAINING.format(
+        steps=2, warmup=1, seconds=3.2, log_every=1, save_every=1)))
     lines = []
     with pytest.raises(AblationError) as e:
         demo._ablate_side_by_side(recipe, tmp_path / "runs", tmp_path / "no-corpus", lines.append)
