@@ -77,6 +77,7 @@ def test_a_window_stretched_past_the_model_window_is_cut_with_whispers_straddle_
     plain = L(_meta(timestamps=False), cut=3.0)
     assert plain.labels == tok("Hej på dig.").input_ids and plain.cut_at == 2.5
     assert cut.cut_at == 3.0 and L(_meta(timestamps=False), cut=1.0) is None  # nothing left
+    assert L(_meta(no_speech=True), scale=1.1, cut=3.0).cut_at == 3.0  # noise is just cut
     assert L(_meta(timestamps=False), cut=7.0).labels == L(_meta(timestamps=False)).labels
 
 

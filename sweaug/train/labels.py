@@ -93,7 +93,7 @@ class Labeller:
             text = self.tok.encode(" " + prev, add_special_tokens=False)
             prompt = [ids["<|startofprev|>"]] + text[-self.max_prompt:]
         if meta.get("no_speech"):
-            return Labels(list(self.tok("").input_ids), prompt, ids["nospeech"])
+            return Labels(list(self.tok("").input_ids), prompt, ids["nospeech"], cut_at=cut)
         segs = meta["segments"]
         cut_at = cut
         if cut is not None:
