@@ -76,8 +76,9 @@ def stitch(samples: Iterable[dict], recordings: int, min_seconds: float, max_sec
 
 
 def _features(fe, audios: list[np.ndarray], device, dtype):
-    """Log-mel features of whole recordings (not cut at the window) and their mask; a batch
-    shorter than the window is padded to it (what short-form generation expects)."""
+    """Log-mel features of whole recordings (not cut at the window, which :class:`LogMel`
+    does) and their mask; a batch shorter than the window is padded to it (what short-form
+    generation expects)."""
     longest = max(len(a) for a in audios)
     pad = "longest" if longest > fe.n_samples else "max_length"
     f = fe(audios, sampling_rate=16000, return_tensors="pt", truncation=False, padding=pad,
@@ -86,12 +87,23 @@ def _features(fe, audios: list[np.ndarray], device, dtype):
             f.attention_mask.to(device) if "attention_mask" in f else None)
 
 
+def _wer_entry(refs: list[str], hyps: list[str], language: str, bootstrap: int, seed: int,
+               alpha: float) -> dict:
+    """WER and normalized WER with their intervals, and the per-item counts (for paired Δ)."""
+    from .evaluate import bootstrap_ci, normalized_scores, wer_stats
+
+    errors, words = wer_stats(refs, hyps)
+    wer, lo, hi = bootstrap_ci(errors, words, bootstrap, seed, alpha)
+    return {"wer": wer, "wer_lo": lo, "wer_hi": hi,
+            **normalized_scores(refs, hyps, language, bootstrap, seed, alpha),
+            "refs": refs, "hyps": hyps, "errors": errors, "words": words}
+
+
 def evaluate_long_form(model, tokenizer, feature_extractor, recordings: list[dict],
                        language: str = "sv", task: str = "transcribe", batch_size: int = 4,
                        bootstrap: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
     """WER of whole recordings (:func:`stitch`) under sequential long-form generation."""
-    from .evaluate import (EvaluationError, _quiet_generate_logs, bootstrap_ci,
-                           check_generation_config, normalized_scores, wer_stats)
+    from .evaluate import EvaluationError, _quiet_generate_logs, check_generation_config
 
     if not recordings:
         raise EvaluationError("long-form: no recordings to evaluate (the set is shorter than "
@@ -110,7 +122,7 @@ def evaluate_long_form(model, tokenizer, feature_extractor, recordings: list[dic
             for i in range(0, len(recordings), batch_size):
                 part = recordings[i:i + batch_size]
                 x, mask = _features(feature_extractor, [r["audio"] for r in part], device,
-                                       dtype)
+                                    dtype)
                 out = model.generate(x, attention_mask=mask, return_timestamps=True,
                                      condition_on_prev_tokens=False,
                                      language=ids["language_token"][2:-2], task=task)
@@ -120,13 +132,11 @@ def evaluate_long_form(model, tokenizer, feature_extractor, recordings: list[dic
         model.train(was)
     seconds = time.perf_counter() - t0
     refs = [r["text"] for r in recordings]
-    errors, words = wer_stats(refs, hyps)
-    wer, lo, hi = bootstrap_ci(errors, words, bootstrap, seed, alpha)
     audio = sum(len(r["audio"]) for r in recordings) / 16000
-    return {"kind": "long-form", "n": len(refs), "wer": wer, "wer_lo": lo, "wer_hi": hi,
-            **normalized_scores(refs, hyps, ids["language_token"][2:-2], bootstrap, seed, alpha),
-            "keys": [r["key"] for r in recordings], "refs": refs, "hyps": hyps,
-            "errors": errors, "words": words, "utterances": [len(r["keys"]) for r in recordings],
+    return {"kind": "long-form", "n": len(refs),
+            **_wer_entry(refs, hyps, ids["language_token"][2:-2], bootstrap, seed, alpha),
+            "keys": [r["key"] for r in recordings],
+            "utterances": [len(r["keys"]) for r in recordings],
             "recording_seconds": [r["seconds"] for r in recordings],
             "audio_seconds": round(audio, 2), "seconds": round(seconds, 3),
             "alpha": alpha, "bootstrap": bootstrap, "seed": seed,
@@ -190,8 +200,8 @@ def evaluate_windows(model, tokenizer, feature_extractor, samples: Iterable[dict
     import torch
 
     from .evaluate import (EvaluationError, _quiet_generate_logs, bootstrap_ci,
-                           check_generation_config, normalized_scores, wer_normalize,
-                           wer_stats)
+                           check_generation_config, wer_normalize)
+    from .features import LogMel
 
     ids = check_generation_config(model, language, task)
     _quiet_generate_logs()
@@ -199,6 +209,7 @@ def evaluate_windows(model, tokenizer, feature_extractor, samples: Iterable[dict
     conv = tokenizer.convert_tokens_to_ids
     ts0, eot = conv("<|0.00|>"), conv("<|endoftext|>")
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
+    logmel = LogMel(feature_extractor)  # windows fit the model's window: no long-form features
     speech, silent = [], []
     for i, s in enumerate(samples):
         if max_samples is not None and i >= max_samples:
@@ -219,8 +230,8 @@ def evaluate_windows(model, tokenizer, feature_extractor, samples: Iterable[dict
             for group, stamps in ((speech, True), (silent, False)):
                 for i in range(0, len(group), batch_size):
                     part = group[i:i + batch_size]
-                    x, _ = _features(feature_extractor, [s["audio"] for s in part], device,
-                                        dtype)
+                    x = torch.from_numpy(np.stack([logmel(s["audio"]) for s in part])).to(
+                        device=device, dtype=dtype)
                     out = model.generate(x, return_timestamps=stamps, language=lang, task=task)
                     seqs = (out["sequences"] if isinstance(out, dict) else out).tolist()
                     for s, seq in zip(part, seqs):
@@ -251,18 +262,13 @@ def evaluate_windows(model, tokenizer, feature_extractor, samples: Iterable[dict
         if not sum(bounds):  # nothing matched: no error to measure (not an error of 0)
             e = lo = hi = math.nan
         m, mlo, mhi = bootstrap_ci(matched, ref_segs, bootstrap, seed, alpha)
-        errors, words = wer_stats(refs, hyps)
-        wer, wlo, whi = bootstrap_ci(errors, words, bootstrap, seed, alpha)
         out.update({
-            "timestamp_error": e * STEP if not math.isnan(e) else math.nan,
-            "timestamp_error_lo": lo * STEP if not math.isnan(lo) else math.nan,
-            "timestamp_error_hi": hi * STEP if not math.isnan(hi) else math.nan,
+            "timestamp_error": e * STEP, "timestamp_error_lo": lo * STEP,
+            "timestamp_error_hi": hi * STEP,
             "segments": int(sum(ref_segs)), "matched": int(sum(matched)),
             "matched_share": m, "matched_share_lo": mlo, "matched_share_hi": mhi,
-            "wer": wer, "wer_lo": wlo, "wer_hi": whi,
-            **normalized_scores(refs, hyps, lang, bootstrap, seed, alpha),
-            "keys": [s["key"] for s in speech], "refs": refs, "hyps": hyps,
-            "errors": errors, "words": words})
+            **_wer_entry(refs, hyps, lang, bootstrap, seed, alpha),
+            "keys": [s["key"] for s in speech]})
     if silent:
         wrote = [int(bool(wer_normalize(h, lang).split())) for h in ns_hyps]
         r, rlo, rhi = bootstrap_ci(wrote, [1] * len(wrote), bootstrap, seed, alpha)

@@ -12,6 +12,13 @@ def png_uri(png: bytes) -> str:
     return PNG_PREFIX + base64.b64encode(png).decode("ascii")
 
 
+def figure_uri(fig) -> str:
+    """A matplotlib figure as a PNG data URI (no Software tag: the same data, the same bytes)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return png_uri(buf.getvalue())
+
+
 def histograms(title: str, per_split: dict[str, tuple[list[float], list[float]]]) -> str | None:
     """One figure for a source: the duration (s) and characters-per-second histograms, one
     step line per split, on shared bins. ``per_split``: split -> (durations, cps)."""
@@ -45,6 +52,4 @@ def histograms(title: str, per_split: dict[str, tuple[list[float], list[float]]]
         ax.legend(fontsize="small", loc="upper right")
     fig.suptitle(title)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return png_uri(buf.getvalue())
+    return figure_uri(fig)

@@ -3,12 +3,13 @@ draw of windows, each with its waveform (segment spans shaded and labelled, a st
 open at the window end), its audio, its segments, its training target and its prompt."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 
-from .plots import png_uri
+from .plots import figure_uri
 
 
 def waveform(audio: np.ndarray, segments: list[dict], title: str) -> str:
@@ -39,10 +40,7 @@ def waveform(audio: np.ndarray, segments: list[dict], title: str) -> str:
     ax.set_xlabel("s")
     ax.set_title(title, fontsize=9, loc="left")
     fig.tight_layout()
-    import io
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return png_uri(buf.getvalue())
+    return figure_uri(fig)
 
 
 def windows_page(folder: Path, samples: int, seed: int, sink) -> dict:
@@ -69,7 +67,7 @@ def windows_page(folder: Path, samples: int, seed: int, sink) -> dict:
                 if (path, key) not in wanted:
                     continue
                 meta = json.loads(files["json"])
-                x, _ = sf.read(__import__("io").BytesIO(files["flac"]), dtype="float32")
+                x, _ = sf.read(io.BytesIO(files["flac"]), dtype="float32")
                 title = (f"{key}: {meta['duration']:.2f} s, "
                          + ("no speech (" + meta["window"]["no_speech"]["kind"] + ")"
                             if meta["no_speech"] else
