@@ -354,6 +354,88 @@ def windows(folder, out, seconds, seed, splits, workers, speaker_continuity, gap
 
 
 @main.command()
+@click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--teacher", help="Whisper teacher: a Hub id (KBLab/kb-whisper-large, "
+              "openai/whisper-large-v3) or a save_pretrained folder. Leave it out to filter a "
+              "labelled FOLDER again with its recorded labels (no model is run).")
+@click.option("--teacher2", help="A second teacher: for unlabelled audio, --max-wer keeps "
+              "samples where the two transcripts agree within that WER.")
+@click.option("--max-wer", type=float, metavar="W", help="Keep training samples whose teacher "
+              "WER against the transcript is at most W (0.1 = 10 %%).")
+@click.option("--max-edge-cer", type=float, metavar="C", help="Keep training samples whose CER "
+              "over the first and over the last --edge-chars characters is at most C.")
+@click.option("--edge-chars", type=int, default=10, show_default=True,
+              help="Characters at each edge for --max-edge-cer.")
+@click.option("--max-repeats", type=int, default=4, show_default=True, metavar="R",
+              help="Drop a teacher text with one n-gram R times in a row (0: no check).")
+@click.option("--language-check/--no-language-check", default=True, show_default=True,
+              help="Drop samples whose detected language (the teacher's) is another one.")
+@click.option("--unlabelled", is_flag=True, help="Treat every sample as unlabelled: the "
+              "teacher's text becomes its text (automatic for a local folder built without text).")
+@click.option("--language", default="sv", show_default=True, help="Language forced on the teacher.")
+@click.option("--task", default="transcribe", show_default=True,
+              type=click.Choice(["transcribe", "translate"]))
+@click.option("--device", default="auto", show_default=True,
+              type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--dtype", default="auto", show_default=True,
+              type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
+              help="auto: bf16 on a GPU that has it, else fp16 on CUDA; fp32 on a CPU.")
+@click.option("--batch-size", type=int, default=16, show_default=True,
+              help="Clips per teacher batch (sorted by duration).")
+@click.option("--splits", help="Comma-separated splits (default: all in FOLDER).")
+@click.option("--eval", "eval_dirs", multiple=True, type=click.Path(path_type=Path, exists=True),
+              help="Extra evaluation shard folder(s) the pseudo-labels must not leak (repeatable).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Shards labelled at once (each worker loads the teacher: 1 per GPU).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Where shard jobs run: local processes or Ray tasks.")
+@click.option("--ray-address", help="Ray cluster to join (auto, ray://host:10001).")
+@click.option("--shard-samples", type=int, default=SHARD_SAMPLES, show_default=True,
+              help="Max samples per output shard.")
+@click.option("--shard-mb", type=int, default=SHARD_MB, show_default=True,
+              help="Max MiB per output shard.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def label(folder, out, teacher, teacher2, max_wer, max_edge_cer, edge_chars, max_repeats,
+          language_check, unlabelled, language, task, device, dtype, batch_size, splits,
+          eval_dirs, workers, executor, ray_address, shard_samples, shard_mb, no_progress):
+    """Transcribe a shard folder with a Whisper teacher: scores against the transcripts, weak
+    labels filtered (counted by reason), unlabelled audio pseudo-labelled."""
+    from .records import ConfigError, SourceError
+
+    if workers is not None and workers < 1:
+        _fail("--workers must be at least 1")
+    _check_shard_flags(shard_samples, shard_mb)
+    try:
+        _need_extra("label", "train")
+        from .build.executors import make_executor
+        from .label.checks import Thresholds
+        from .label.stage import format_summary, label_corpus
+        from .label.teacher import resolve_teacher
+
+        thresholds = Thresholds(max_wer, max_edge_cer, max_repeats, language_check, edge_chars)
+        specs = [resolve_teacher(t, device, dtype, batch_size, language, task) if t else None
+                 for t in (teacher, teacher2)]
+        bar = None if no_progress else _HoursBar(unit="clips", scale=1)
+        try:
+            manifest = label_corpus(
+                folder, out, specs[0], thresholds, teacher2=specs[1], unlabelled=unlabelled,
+                splits=tuple(s.strip() for s in splits.split(",")) if splits else None,
+                eval_dirs=tuple(eval_dirs),
+                executor=make_executor(executor, workers, ray_address),
+                shard_samples=shard_samples, shard_bytes=shard_mb << 20, progress=bar)
+        finally:
+            if bar:
+                bar.close()
+    except (SourceError, ConfigError) as e:
+        _fail(str(e))
+    from .build.manifest import format_table
+    click.echo(format_table(manifest))
+    click.echo(format_summary(manifest))
+    click.echo(f"\nwrote {out}/manifest.json")
+
+
+@main.command()
 def recipes():
     """List the bundled recipes (usable by name: `sweaug augment --recipe NAME`, `sweaug ablate
     NAME`)."""

@@ -8,11 +8,12 @@ from conftest import ROOT
 
 PKG = ROOT / "sweaug"
 # a module may import its own stage and earlier ones only
-STAGES = ["files", "records", "bundled", "sources", "build", "augment", "windows", "train",
+STAGES = ["files", "records", "bundled", "sources", "build", "augment", "windows", "label",
+          "train",
           "ablate",
           "publish", "view", "app", "demo", "cli"]
 RANK = {"files": 0, "records": 0, "bundled": 0, "sources": 1, "build": 2, "augment": 3,
-        "windows": 4, "train": 5, "ablate": 6, "publish": 7, "view": 7, "app": 7, "demo": 8,
+        "windows": 4, "label": 5, "train": 5, "ablate": 6, "publish": 7, "view": 7, "app": 7, "demo": 8,
         "cli": 9}
 
 

@@ -55,6 +55,10 @@ class LeakageGuard:
                 n += 1
         return n
 
+    def sentences(self) -> dict[str, str]:
+        """Normalized sentence -> where it was registered."""
+        return dict(self._sentences)
+
     @property
     def sentence_count(self) -> int:
         return len(self._sentences)

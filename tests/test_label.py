@@ -1,0 +1,299 @@
+"""`sweaug label` (issue #18) on the bundled sample, offline: the teacher is a tiny Whisper
+trained here (seconds, on a CPU) until it transcribes the sample's clips, saved to a folder like
+any checkpoint. A local folder of those clips with some transcripts made wrong on purpose
+(another clip's sentence, the first word missing, a word added at the end) is what the
+thresholds must find; a random tiny Whisper is the teacher that hallucinates."""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import sweaug
+
+WRONG = {0: "other", 1: "other", 2: "other", 3: "head", 4: "head", 5: "tail", 6: "tail"}
+LEAKS = 2  # cv test clips placed in the local folder's train rows
+
+
+def _clips(shard: Path) -> list[dict]:
+    import soundfile as sf
+
+    from sweaug.build.shards import iter_samples
+
+    out = []
+    for key, files in iter_samples(shard):
+        meta = json.loads(files["json"])
+        x, _ = sf.read(io.BytesIO(files["flac"]), dtype="float32")
+        out.append({"key": key, "audio": x, "text": meta["text"], "flac": files["flac"],
+                    "speaker": meta["speaker"]})
+    return out
+
+
+def _train_teacher(clips: list[dict], folder: Path, steps: int = 260) -> None:
+    """Overfit a tiny Whisper (6-s window) on ``clips`` until it writes their transcripts."""
+    import numpy as np
+    import torch
+
+    from sweaug.train.evaluate import label_ids
+    from sweaug.train.features import LogMel
+    from sweaug.train.whisper import tiny_whisper
+
+    model, fe, tok = tiny_whisper(seconds=6.0, seed=0, d_model=64, layers=1, heads=2)
+    logmel = LogMel(fe)
+    x = torch.from_numpy(np.stack([logmel(c["audio"]) for c in clips]))
+    labels = [label_ids(tok, c["text"]) for c in clips]
+    width = max(map(len, labels)) - 1
+    eot = tok.convert_tokens_to_ids("<|endoftext|>")
+    dec = torch.full((len(labels), width), eot)
+    tgt = torch.full((len(labels), width), -100)
+    for i, l in enumerate(labels):
+        dec[i, :len(l) - 1], tgt[i, :len(l) - 1] = torch.tensor(l[:-1]), torch.tensor(l[1:])
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randperm(len(labels))[:16]
+        logits = model(input_features=x[idx], decoder_input_ids=dec[idx]).logits
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                 tgt[idx].reshape(-1), ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    for part in (model, fe, tok):
+        part.save_pretrained(str(folder))
+
+
+def _wrong(text: str, how: str, other: str) -> str:
+    words = text.rstrip(".").split()
+    if how == "other":
+        return other
+    if how == "head":
+        return " ".join(words[1:]) + "."
+    return " ".join(words) + " tack så mycket."
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, sample_cv, env):
+    """Teachers (trained, random), a local corpus with known wrong transcripts, test shards."""
+    base = tmp_path_factory.mktemp("label")
+    train = _clips(sample_cv / "cv" / "train-000000.tar")
+    test = _clips(sample_cv / "cv" / "test-000000.tar")
+    _train_teacher(train + test, base / "teacher")
+    from sweaug.train.whisper import tiny_whisper
+
+    for part in tiny_whisper(seconds=6.0, seed=1, d_model=64, layers=1, heads=2):
+        part.save_pretrained(str(base / "random"))
+    local = base / "local"
+    (local / "audio").mkdir(parents=True)
+    rows, truth = ["path\ttext\tspeaker\tsplit"], {}
+    for i, c in enumerate(train + test[:LEAKS]):
+        name = f"audio/clip{i:02d}.flac"
+        (local / name).write_bytes(c["flac"])
+        text = _wrong(c["text"], WRONG[i], train[(i + 9) % len(train)]["text"]) \
+            if i in WRONG else (c["text"] if i < len(train) else "Okänd mening här.")
+        rows.append(f"{name}\t{text}\t{c['speaker'][:12]}\ttrain")
+        truth[name] = c["text"]
+    (local / "metadata.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    corpus = base / "corpus"
+    sweaug(env, "build", "--sources", "local", "--local-dir", local, "--out", corpus,
+           "--no-progress")
+    evals = base / "eval"
+    evals.mkdir()
+    shutil.copy(sample_cv / "cv" / "test-000000.tar", evals / "test-000000.tar")
+    return {"base": base, "teacher": base / "teacher", "random": base / "random",
+            "corpus": corpus / "local", "eval": evals, "truth": truth, "env": env,
+            "n": len(train) + LEAKS}
+
+
+def _samples(folder: Path) -> dict[str, dict]:
+    out = {}
+    for shard in sorted(folder.glob("*.tar")):
+        with tarfile.open(shard) as t:
+            for m in t:
+                if m.name.endswith(".json"):
+                    meta = json.loads(t.extractfile(m).read())
+                    out[meta["key"]] = meta
+    return out
+
+
+def _manifest(folder: Path) -> dict:
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def _split(folder: Path) -> dict:
+    return next(iter(_manifest(folder)["sources"].values()))["splits"]["train"]
+
+
+def _shards(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.tar"))}
+
+
+@pytest.fixture(scope="module")
+def annotated(lab):
+    """Every sample labelled by the trained teacher, no thresholds (checks on)."""
+    out = lab["base"] / "annotated"
+    sweaug(lab["env"], "label", lab["corpus"], "--teacher", lab["teacher"], "--out", out,
+           "--no-progress")
+    return out
+
+
+def test_teacher_records_score_the_wrong_transcripts(lab, annotated):
+    s = _samples(annotated)
+    assert len(s) == lab["n"] == _split(annotated)["input_samples"]
+    by_row = {int(json.loads(m["extras"])["path"][len("audio/clip"):][:2]): m
+              for m in s.values()}
+    for i, m in by_row.items():
+        t = m["teacher"]
+        assert t["model"] == str(lab["teacher"]) and t["language"] == "sv", (i, t)
+        assert set(t) >= {"model", "text", "wer", "cer", "head_cer", "tail_cer"}
+    right = [m["teacher"]["wer"] for i, m in by_row.items() if i not in WRONG and i < lab["n"]
+             - LEAKS]
+    assert sum(w == 0 for w in right) >= len(right) - 2, right  # the teacher learnt its clips
+    for i, how in WRONG.items():
+        t = by_row[i]["teacher"]
+        if how == "other":
+            assert t["wer"] >= 0.5, t
+        elif how == "head":
+            assert t["head_cer"] > 0.3 and t["wer"] > 0, t
+        else:
+            assert t["tail_cer"] > 0.3 and t["wer"] > 0, t
+    m = _manifest(annotated)
+    assert m["teacher"]["settings"]["num_beams"] == 1 and m["teacher"]["settings"]["dtype"] == \
+        "float32"
+    assert _split(annotated)["drops"] == {}
+
+
+def _expected_drops(records: list[dict], max_wer, max_edge) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in records:
+        if max_wer is not None and t["wer"] > max_wer:
+            out["teacher_wer"] = out.get("teacher_wer", 0) + 1
+        elif max_edge is not None and max(t["head_cer"], t["tail_cer"]) > max_edge:
+            out["teacher_edge_cer"] = out.get("teacher_edge_cer", 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("max_wer,max_edge", [(0.3, None), (0.3, 0.3), (None, 0.3), (0.0, None)])
+def test_thresholds_drop_what_the_records_say(lab, annotated, max_wer, max_edge):
+    """Filtering the labelled folder again (no --teacher: no model runs) at several thresholds:
+    each drop count is what the recorded scores say, and the wrong transcripts go."""
+    out = lab["base"] / f"f-{max_wer}-{max_edge}"
+    args = [a for k, v in (("--max-wer", max_wer), ("--max-edge-cer", max_edge))
+            if v is not None for a in (k, str(v))]
+    sweaug(lab["env"], "label", annotated, *args, "--out", out, "--no-progress")
+    records = [m["teacher"] for m in _samples(annotated).values()]
+    split = _split(out)
+    assert split["drops"] == _expected_drops(records, max_wer, max_edge)
+    assert split["transcribed"] == 0
+    assert split["samples"] == lab["n"] - sum(split["drops"].values())
+    kept = _samples(out)
+    wrong = {k for k, m in _samples(annotated).items() if m["teacher"]["wer"] >= 0.5}
+    assert len(wrong) >= 3 + LEAKS and not wrong & set(kept)
+
+
+def test_label_with_thresholds_equals_label_then_filter_and_any_workers(lab, annotated):
+    """Same bytes: labelling with the thresholds at once, with one or two workers, and
+    filtering the labelled folder afterwards; a rerun reuses every shard."""
+    env = lab["env"]
+    once = lab["base"] / "once"
+    flags = ["--max-wer", "0.3", "--max-edge-cer", "0.3", "--no-progress"]
+    sweaug(env, "label", lab["corpus"], "--teacher", lab["teacher"], "--out", once, *flags,
+           "--shard-samples", "10")
+    two = lab["base"] / "two"
+    sweaug(env, "label", lab["corpus"], "--teacher", lab["teacher"], "--out", two, *flags,
+           "--shard-samples", "10", "--workers", "2")
+    after = lab["base"] / "after"
+    sweaug(env, "label", annotated, "--out", after, *flags, "--shard-samples", "10")
+    assert len(_shards(once)) >= 2 and _shards(once) == _shards(two) == _shards(after)
+    before = {p: p.stat().st_mtime_ns for p in once.glob("*.tar")}
+    p = sweaug(env, "label", lab["corpus"], "--teacher", lab["teacher"], "--out", once, *flags,
+               "--shard-samples", "10")
+    assert {p: p.stat().st_mtime_ns for p in once.glob("*.tar")} == before
+    assert "teacher_wer" in p.stdout
+
+
+def test_random_teacher_hallucinations_are_counted_drops(lab):
+    """A random Whisper loops and guesses the language: with the checks off every sample is
+    kept with its record; with them on, each drop is what those records say."""
+    env = lab["env"]
+    off = lab["base"] / "random-off"
+    sweaug(env, "label", lab["corpus"], "--teacher", lab["random"], "--out", off,
+           "--max-repeats", "0", "--no-language-check", "--no-progress")
+    recs = [m["teacher"] for m in _samples(off).values()]
+    assert len(recs) == lab["n"]
+    on = lab["base"] / "random-on"
+    sweaug(env, "label", lab["corpus"], "--teacher", lab["random"], "--out", on, "--no-progress")
+    from sweaug.train.evaluate import wer_normalize
+
+    want: dict[str, int] = {}
+    for t in recs:
+        empty = not wer_normalize(t["text"]).split()
+        why = ("teacher_empty" if empty else "teacher_repetitive"
+               if t["repeats"] >= 4 or t["capped"] else "teacher_language"
+               if t["language"] != "sv" else None)
+        if why:
+            want[why] = want.get(why, 0) + 1
+    assert _split(on)["drops"] == want and sum(want.values()) >= lab["n"] - 2
+    assert any(r["capped"] or r["repeats"] >= 4 for r in recs)
+
+
+def test_unlabelled_pseudo_labels_agreement_and_leakage(lab):
+    """--unlabelled: the teacher's text becomes the text (so wrong transcripts are replaced);
+    a second teacher that agrees keeps all, a random one keeps none; a pseudo-label that is
+    an evaluation sentence is a leak."""
+    env = lab["env"]
+    same = lab["base"] / "teacher-copy"
+    if not same.exists():
+        shutil.copytree(lab["teacher"], same)
+    agree = lab["base"] / "agree"
+    sweaug(env, "label", lab["corpus"], "--teacher", lab["teacher"], "--teacher2", same,
+           "--unlabelled", "--max-wer", "0.2", "--eval", lab["eval"], "--out", agree,
+           "--no-progress")
+    split = _split(agree)
+    assert split["drops"] == {"leak_sentence": LEAKS}
+    assert split["pseudo_labelled"] == split["samples"] == lab["n"] - LEAKS
+    s = _samples(agree)
+    assert all(m["text_source"] == "teacher" and m["text"] == m["teacher"]["text"]
+               and m["teacher"]["wer"] is None and m["teacher2"]["agreement"] == 0
+               for m in s.values())
+    fixed = sum(m["text"] == lab["truth"][json.loads(m["extras"])["path"]] for m in s.values())
+    assert fixed >= split["samples"] - 2  # the wrong transcripts replaced by what was said
+    bad = lab["base"] / "disagree"
+    sweaug(env, "label", lab["corpus"], "--teacher", lab["teacher"], "--teacher2", lab["random"],
+           "--unlabelled", "--max-wer", "0.2", "--out", bad, "--no-progress")
+    assert _split(bad)["samples"] == 0
+    assert _split(bad)["drops"] == {"teacher_disagreement": lab["n"]}
+    p = sweaug(env, "label", lab["corpus"], "--teacher", lab["teacher"], "--unlabelled",
+               "--max-wer", "0.2", "--out", lab["base"] / "x", check=False)
+    assert p.returncode == 2 and "--teacher2" in p.stderr
+
+
+def test_refusals_name_the_problem(lab, tmp_path):
+    env = lab["env"]
+    p = sweaug(env, "label", lab["corpus"], "--out", tmp_path / "a", check=False)
+    assert p.returncode == 2 and "give --teacher" in p.stderr
+    p = sweaug(env, "label", lab["corpus"], "--teacher", tmp_path / "nope", "--out",
+               tmp_path / "b", check=False)
+    assert p.returncode == 2 and "does not exist" in p.stderr
+    p = sweaug(env, "label", lab["corpus"], "--teacher", "tiny-random", "--out",
+               tmp_path / "c", check=False)
+    assert p.returncode == 2 and "not labels" in p.stderr
+    p = sweaug(env, "label", lab["corpus"], "--teacher", lab["teacher"], "--max-wer", "-1",
+               "--out", tmp_path / "d", check=False)
+    assert p.returncode == 2 and "--max-wer" in p.stderr
+
+
+def test_checks_units():
+    from sweaug.label.checks import longest_run, scores
+
+    assert longest_run("ja tack ja tack ja tack".split()) == 3
+    assert longest_run("inte inte inte inte inte".split()) == 5
+    assert longest_run("en två tre".split()) == 1 and longest_run([]) == 0
+    s = scores("Vi gick vilse i den stora skogen.", "gick vilse i den stora skogen")
+    assert s["wer"] == pytest.approx(1 / 7, abs=1e-6) and s["tail_cer"] == 0 and s["head_cer"] > 0
+    assert scores("Klockan är 3.", "klockan är tre")["wer"] == 0
