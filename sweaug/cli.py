@@ -375,9 +375,10 @@ def windows(folder, out, seconds, seed, splits, workers, speaker_continuity, gap
               "teacher's text becomes its text (automatic for a local folder built without text).")
 @click.option("--language", default="sv", show_default=True, help="Language forced on the teacher.")
 @click.option("--task", default="transcribe", show_default=True,
-              type=click.Choice(["transcribe", "translate"]))
+              type=click.Choice(["transcribe", "translate"]), help="Task forced on the teacher.")
 @click.option("--device", default="auto", show_default=True,
-              type=click.Choice(["auto", "cpu", "cuda"]))
+              type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where the teacher runs (auto: CUDA when there is a GPU).")
 @click.option("--dtype", default="auto", show_default=True,
               type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
               help="auto: bf16 on a GPU that has it, else fp16 on CUDA; fp32 on a CPU.")
@@ -648,7 +649,8 @@ def publish(corpus, repo_id, model_dir, merged, license_id, private, dry_run, st
               help="The HTML file to write (default: ./<folder name>-view.html).")
 @click.option("--samples", type=int, default=20, show_default=True,
               help="Rows per split in the sample tables (originals per split for an augmented "
-                   "set), drawn with --seed.")
+                   "set), drawn with --seed; labelled folders: the kept samples with the highest "
+                   "teacher WER.")
 @click.option("--seed", type=int, default=SEED, show_default=True,
               help="Seed of the sample tables' draw.")
 @click.option("--worst", type=int, default=10, show_default=True,
@@ -660,8 +662,8 @@ def publish(corpus, repo_id, model_dir, merged, license_id, private, dry_run, st
               help="Run folders: the corpus the run was evaluated on; augmented folders: the "
                    "corpus they were augmented from (default: found from the folder).")
 def view(folder, out, samples, seed, worst, audio, corpus):
-    """Write one self-contained HTML page of a corpus, a source or augmented folder, or an
-    ablation run folder (opens from disk, no server)."""
+    """Write one self-contained HTML page of a corpus, a source, augmented, windows or labelled
+    folder, or an ablation run folder (opens from disk, no server)."""
     from .view import ViewError, render
 
     try:

@@ -44,6 +44,8 @@ class Utterance:
     target) and ``normalized`` (for WER and leakage matching) are filled by normalization.
     ``extras`` holds source-specific fields: every record of one source has the same
     extras keys, all with string values, so that shard JSON has one schema per source.
+    ``unlabelled`` marks audio that has no transcript at all (a ``local`` folder whose metadata
+    has no text): ``text`` is "" and the text filters do not apply (see build/filters.py).
     """
 
     key: str
@@ -59,6 +61,7 @@ class Utterance:
     extras: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
     target: str = ""
     normalized: str = ""
+    unlabelled: bool = False
 
     def with_text(self, target: str, normalized: str) -> "Utterance":
         return replace(self, target=target, normalized=normalized)

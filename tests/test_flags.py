@@ -19,7 +19,7 @@ def _options(command: str) -> dict[str, click.Option]:
 def test_shared_flags_have_one_default():
     for cmd in ("augment", "demo", "view"):
         assert _options(cmd)["--seed"].default == SEED == 13, cmd
-    for cmd in ("build", "augment"):
+    for cmd in ("build", "augment", "windows", "label"):
         assert _options(cmd)["--shard-samples"].default == SHARD_SAMPLES == 1000, cmd
         assert _options(cmd)["--shard-mb"].default == SHARD_MB == 512, cmd
         assert _options(cmd)["--no-progress"].is_flag, cmd
@@ -30,6 +30,8 @@ def test_shared_flags_have_one_default():
         assert "byte-identical for any count" in w.help, cmd
     for cmd in ("ablate", "publish"):
         assert _options(cmd)["--dry-run"].is_flag, cmd
+    # label: one worker unless asked, each loads the teacher (README's flag table says so)
+    assert _options("label")["--workers"].default == 1
 
 
 def test_default_workers_is_the_usable_cpus_capped():

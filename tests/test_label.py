@@ -33,41 +33,6 @@ def _clips(shard: Path) -> list[dict]:
     return out
 
 
-def _train_teacher(clips: list[dict], folder: Path, steps: int = 260) -> None:
-    """Overfit a tiny Whisper (6-s window) on ``clips`` until it writes their transcripts."""
-    import numpy as np
-    import torch
-
-    from sweaug.train.evaluate import label_ids
-    from sweaug.train.features import LogMel
-    from sweaug.train.whisper import tiny_whisper
-
-    model, fe, tok = tiny_whisper(seconds=6.0, seed=0, d_model=64, layers=1, heads=2)
-    logmel = LogMel(fe)
-    x = torch.from_numpy(np.stack([logmel(c["audio"]) for c in clips]))
-    labels = [label_ids(tok, c["text"]) for c in clips]
-    width = max(map(len, labels)) - 1
-    eot = tok.convert_tokens_to_ids("<|endoftext|>")
-    dec = torch.full((len(labels), width), eot)
-    tgt = torch.full((len(labels), width), -100)
-    for i, l in enumerate(labels):
-        dec[i, :len(l) - 1], tgt[i, :len(l) - 1] = torch.tensor(l[:-1]), torch.tensor(l[1:])
-    torch.manual_seed(0)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(steps):
-        idx = torch.randperm(len(labels))[:16]
-        logits = model(input_features=x[idx], decoder_input_ids=dec[idx]).logits
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                                 tgt[idx].reshape(-1), ignore_index=-100)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    for part in (model, fe, tok):
-        part.save_pretrained(str(folder))
-
-
 def _wrong(text: str, how: str, other: str) -> str:
     words = text.rstrip(".").split()
     if how == "other":
@@ -83,8 +48,9 @@ def lab(tmp_path_factory, sample_cv, env):
     base = tmp_path_factory.mktemp("label")
     train = _clips(sample_cv / "cv" / "train-000000.tar")
     test = _clips(sample_cv / "cv" / "test-000000.tar")
-    _train_teacher(train + test, base / "teacher")
-    from sweaug.train.whisper import tiny_whisper
+    from sweaug.train.whisper import tiny_teacher, tiny_whisper
+
+    tiny_teacher([(c["audio"], c["text"]) for c in train + test], base / "teacher")
 
     for part in tiny_whisper(seconds=6.0, seed=1, d_model=64, layers=1, heads=2):
         part.save_pretrained(str(base / "random"))
@@ -102,11 +68,17 @@ def lab(tmp_path_factory, sample_cv, env):
     corpus = base / "corpus"
     sweaug(env, "build", "--sources", "local", "--local-dir", local, "--out", corpus,
            "--no-progress")
+    bare = base / "bare"  # the same clips, no text column: an unlabelled local folder
+    shutil.copytree(local / "audio", bare / "audio")
+    (bare / "metadata.tsv").write_text("path\tspeaker\n" + "".join(
+        f"{r.split(chr(9))[0]}\t{r.split(chr(9))[2]}\n" for r in rows[1:]), encoding="utf-8")
+    sweaug(env, "build", "--sources", "local", "--local-dir", bare, "--out", base / "bare-corpus",
+           "--no-progress")
     evals = base / "eval"
     evals.mkdir()
     shutil.copy(sample_cv / "cv" / "test-000000.tar", evals / "test-000000.tar")
     return {"base": base, "teacher": base / "teacher", "random": base / "random",
-            "corpus": corpus / "local", "eval": evals, "truth": truth, "env": env,
+            "corpus": corpus / "local", "bare": base / "bare-corpus" / "local", "eval": evals, "truth": truth, "env": env,
             "n": len(train) + LEAKS}
 
 
@@ -286,6 +258,11 @@ def test_refusals_name_the_problem(lab, tmp_path):
     p = sweaug(env, "label", lab["corpus"], "--teacher", lab["teacher"], "--max-wer", "-1",
                "--out", tmp_path / "d", check=False)
     assert p.returncode == 2 and "--max-wer" in p.stderr
+    win = tmp_path / "win"
+    sweaug(env, "windows", lab["corpus"], "--seconds", "5", "--out", win, "--no-progress")
+    p = sweaug(env, "label", win, "--teacher", lab["teacher"], "--out", tmp_path / "e",
+               check=False)
+    assert p.returncode == 2 and "label the sentences" in p.stderr
 
 
 def test_checks_units():
@@ -297,3 +274,99 @@ def test_checks_units():
     s = scores("Vi gick vilse i den stora skogen.", "gick vilse i den stora skogen")
     assert s["wer"] == pytest.approx(1 / 7, abs=1e-6) and s["tail_cer"] == 0 and s["head_cer"] > 0
     assert scores("Klockan är 3.", "klockan är tre")["wer"] == 0
+
+
+def test_ablate_compares_a_source_with_its_teacher_filtered_self(lab, annotated, tmp_path):
+    """A labelled folder is a shard set like any other: `local` vs `local` filtered at WER 30 %,
+    the same steps; the bundled teacher-filter recipe names the same kind of sets."""
+    import yaml
+
+    from conftest import ROOT, tiny_recipe
+
+    env = lab["env"]
+    corpus = lab["corpus"].parent
+    filtered = corpus / "local-w30"
+    sweaug(env, "label", annotated, "--max-wer", "0.3", "--out", filtered, "--no-progress")
+    recipe = tmp_path / "tf.yaml"
+    recipe.write_text(tiny_recipe(
+        "tf", 13, "evaluation: {sets: [local/train], bootstrap: 100}\nreference: all\n"
+                  "baseline: false\nmixes:\n  - name: all\n    data: {local/train: 1.0}\n"
+                  "  - name: w30\n    data: {local-w30/train: 1.0}\n"))
+    sweaug(env, "ablate", recipe, "--corpus", corpus, "--out", tmp_path / "runs")
+    res = {m: json.loads((tmp_path / "runs" / "tf" / m / "results.json").read_text())
+           for m in ("all", "w30")}
+    assert res["all"]["train"]["steps"] == res["w30"]["train"]["steps"] == 4
+    kept = _split(filtered)["samples"]
+    assert kept < lab["n"]
+    bundled = yaml.safe_load((ROOT / "sweaug" / "recipes" / "ablation" / "teacher-filter.yaml")
+                             .read_text())
+    assert [m["data"] for m in bundled["mixes"]] == [{"rixvox/train": 1.0},
+                                                     {"rixvox-kb-w10/train": 1.0}]
+    assert "max_steps" in bundled["training"]
+
+
+def test_device_and_dtype_choice(lab, monkeypatch):
+    """fp32 on a CPU; on CUDA bf16 where the GPU has it (A100/H100), else fp16 (a T4); the
+    choice is in the recorded settings and so in every job's input hash."""
+    import torch
+
+    from sweaug.label.teacher import resolve_teacher
+    from sweaug.records import ConfigError
+
+    cpu = resolve_teacher(str(lab["teacher"]), device="cpu")
+    assert (cpu.device, cpu.dtype) == ("cpu", "float32")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for bf16, want in ((True, "bfloat16"), (False, "float16")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda bf16=bf16: bf16)
+        spec = resolve_teacher(str(lab["teacher"]))
+        assert (spec.device, spec.dtype) == ("cuda", want)
+        assert spec.settings()["dtype"] == want and spec.sha256 != cpu.sha256
+    with pytest.raises(ConfigError, match="float16 on a CPU"):
+        resolve_teacher(str(lab["teacher"]), device="cpu", dtype="float16")
+
+
+from test_ray import needs_ray, ray_env  # noqa: E402,F401  (the module's local Ray)
+
+
+@needs_ray
+def test_label_on_ray_gives_the_local_bytes(lab, ray_env):
+    e, address = ray_env
+    env = dict(lab["env"], **{k: v for k, v in e.items() if k.startswith("RAY")})
+    flags = ["--teacher", str(lab["teacher"]), "--max-wer", "0.3", "--shard-samples", "10",
+             "--no-progress"]
+    local, ray = lab["base"] / "ray-ref", lab["base"] / "ray-out"
+    sweaug(env, "label", lab["corpus"], "--out", local, *flags)
+    sweaug(env, "label", lab["corpus"], "--out", ray, *flags, "--executor", "ray",
+           "--ray-address", address)
+    assert len(_shards(local)) >= 2 and _shards(ray) == _shards(local)
+
+
+def test_an_unlabelled_local_folder_is_pseudo_labelled_and_then_trainable(lab, tmp_path):
+    """A local folder built without a text column: refused by ablate until labelled; the
+    teacher's texts become its transcripts (what was said, not the wrong metadata), with no
+    flag left, and ablate then trains on it."""
+    from conftest import tiny_recipe
+
+    env = lab["env"]
+    recipe = tmp_path / "u.yaml"
+    recipe.write_text(tiny_recipe("u", 13, "evaluation: {sets: [local/train]}\nbaseline: false\n"
+                                           "mixes:\n  - name: u\n    data: {local/train: 1.0}\n"))
+    p = sweaug(env, "ablate", recipe, "--corpus", lab["bare"].parent, "--out", tmp_path / "r",
+               "--dry-run", check=False)
+    assert p.returncode == 2 and "label it first" in p.stderr
+    out = lab["bare"].parent / "local-kb"  # beside the build, like any derived folder
+    sweaug(env, "label", lab["bare"], "--teacher", lab["teacher"], "--eval", lab["eval"],
+           "--out", out, "--no-progress")
+    split = _split(out)
+    assert split["drops"] == {"leak_sentence": LEAKS}
+    assert split["pseudo_labelled"] == split["samples"] == lab["n"] - LEAKS
+    s = _samples(out)
+    assert not any("unlabelled" in m for m in s.values())
+    leaks = (out / "leakage.tsv").read_text().splitlines()
+    assert len(leaks) == 1 + LEAKS and all("\tcv/test/" in row for row in leaks[1:])
+    right = sum(m["text"] == lab["truth"][json.loads(m["extras"])["path"]] for m in s.values())
+    assert right >= split["samples"] - 2
+    recipe.write_text(recipe.read_text().replace("local/train", "local-kb/train"))
+    sweaug(env, "ablate", recipe, "--corpus", out.parent, "--out", tmp_path / "r")
+    res = json.loads((tmp_path / "r" / "u" / "u" / "results.json").read_text())
+    assert res["train"]["steps"] == 4

@@ -416,6 +416,9 @@ def resolve_sets(recipe: Recipe, corpus: Path) -> dict[str, ShardSet]:
                 kind, seconds = "windows", float(m["windows"]["seconds"])
         else:
             raise AblationError(f"shard set {name!r}: no source {folder!r} in {corpus}")
+        if info.get("unlabelled"):  # no transcripts to train or score on (build's local.py)
+            from ..build.manifest import unlabelled_message
+            raise AblationError(f"shard set {name!r}: {unlabelled_message(corpus / folder)}")
         if split not in info["splits"]:
             raise AblationError(f"shard set {name!r}: {folder} has no split {split!r} "
                                 f"(it has: {', '.join(sorted(info['splits']))})")

@@ -232,7 +232,10 @@ def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Pa
                                               f"{recipe.name} (seed {seed}, {copies} copies)",
                                    "language": src.get("language", ""),
                                    "license": src.get("license", ""),
-                                   "citation": src.get("citation", ""), "splits": out_splits}},
+                                   "citation": src.get("citation", ""), "splits": out_splits,
+                                   # carried (only when set), so that ablate and windows refuse
+                                   # the augmented copy of an unlabelled folder too
+                                   **({"unlabelled": True} if src.get("unlabelled") else {})}},
             "drops": sorted(drops, key=lambda d: (d["split"], d["item"])),
             "leakage": {"file": "", "count": 0},
         }

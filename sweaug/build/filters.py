@@ -3,6 +3,9 @@
 Filters apply to training splits only: evaluation splits keep every usable clip, so that WER
 stays comparable with published numbers. What is unusable everywhere (undecodable audio,
 NaN, silence, empty text) is decided in audio.py / here with ``always=True`` reasons.
+Unlabelled records (``Utterance.unlabelled``: audio with no transcript, to be labelled later)
+have no text to judge: no text reason, no characters-per-second bound; the duration and
+clipping bounds still apply.
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ class FilterConfig:
 
 def text_reason(utt: Utterance, train: bool, rejected: str) -> tuple[str, str] | None:
     """Reasons decided from the transcript alone (before any audio is read)."""
+    if utt.unlabelled:
+        return None
     if not any(ch.isalnum() for ch in utt.target):
         return "empty_text", repr(utt.text[:80])
     if train and rejected:
@@ -49,10 +54,11 @@ def audio_reason(utt: Utterance, duration: float, clip_fraction: float, train: b
         return "too_short", f"{duration:.2f} s < {cfg.min_duration} s"
     if duration > cfg.max_duration:
         return "too_long", f"{duration:.2f} s > {cfg.max_duration} s"
-    chars = sum(1 for ch in utt.normalized if not ch.isspace())
-    cps = chars / duration
-    if not cfg.min_cps <= cps <= cfg.max_cps:
-        return "chars_per_second", f"{cps:.1f} chars/s outside {cfg.min_cps}..{cfg.max_cps}"
+    if not utt.unlabelled:
+        chars = sum(1 for ch in utt.normalized if not ch.isspace())
+        cps = chars / duration
+        if not cfg.min_cps <= cps <= cfg.max_cps:
+            return "chars_per_second", f"{cps:.1f} chars/s outside {cfg.min_cps}..{cfg.max_cps}"
     if clip_fraction > cfg.max_clip_fraction:
         return "clipping", f"{clip_fraction:.1%} of samples at full scale"
     return None

@@ -17,6 +17,14 @@ def read_manifest(corpus: Path) -> dict:
         raise SourceError(f"{path} is not valid JSON: {e}") from None
 
 
+def unlabelled_message(folder) -> str:
+    """Why a stage that trains or evaluates on transcripts refuses ``folder``: its manifest's
+    source entry says ``unlabelled`` (a local folder built without a text column, local.py).
+    One wording for every such stage (ablate, windows), raised before any work starts."""
+    return (f"{folder} is unlabelled (built from a local folder without a text column): "
+            f"label it first with `sweaug label {folder} --teacher MODEL --out DIR`")
+
+
 def format_table(manifest: dict) -> str:
     """Per source and split: samples, hours, speakers, shards, drops by reason."""
     head = ["source", "split", "samples", "hours", "speakers", "shards", "dropped"]

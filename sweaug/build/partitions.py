@@ -65,6 +65,8 @@ class Partition:
             h.update(json.dumps([u.key, u.split, u.audio.path, u.audio.member, u.text, u.target,
                                  u.normalized, u.speaker, u.gender, u.duration, u.source_id,
                                  u.language, dict(u.extras)], ensure_ascii=False).encode())
+            if u.unlabelled:  # only then: labelled partitions keep their hashes
+                h.update(b"unlabelled")
         return h.hexdigest()
 
 
@@ -90,10 +92,12 @@ def partition_stream(records: Iterable[Utterance], settings: Settings) -> Iterat
 
 def sample_meta(u: Utterance, clip) -> dict:
     """The JSON stored next to each clip: the same keys and types in every sample, of every
-    source (``extras``, the source's own fields, is one JSON string: see ``extras_json``)."""
+    source (``extras``, the source's own fields, is one JSON string: see ``extras_json``).
+    An unlabelled record's JSON also has ``"unlabelled": true`` (text fields ""), the key absent
+    otherwise so that labelled samples keep their bytes; ``sweaug label`` reads it."""
     from .shards import extras_json
 
-    return {
+    meta = {
         "key": u.key, "source": u.source, "source_id": u.source_id, "split": u.split,
         "language": u.language, "text": u.target, "text_raw": u.text,
         "text_normalized": u.normalized, "speaker": u.speaker, "gender": u.gender,
@@ -102,6 +106,9 @@ def sample_meta(u: Utterance, clip) -> dict:
         "source_channels": clip.source_channels, "rms_dbfs": float(clip.rms_dbfs),
         "clip_fraction": float(clip.clip_fraction), "extras": extras_json(u.extras),
     }
+    if u.unlabelled:
+        meta["unlabelled"] = True
+    return meta
 
 
 def _audio_bytes(part: Partition) -> Iterator[tuple[Utterance, bytes | str | None, str]]:

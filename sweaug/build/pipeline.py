@@ -49,7 +49,9 @@ class BuildConfig:
 def _accepted(src, split: str, guard: LeakageGuard, drops: list[Drop], leaks: list[dict]
               ) -> Iterator[Utterance]:
     """One (source, split)'s records, normalized, through the text filters and the leakage
-    guard (evaluation splits are registered as they pass; training records are checked)."""
+    guard (evaluation splits are registered as they pass; training records are checked).
+    Unlabelled records pass the text filters (filters.py) and register only their speaker: an
+    empty text is no sentence (LeakageGuard.register skips it)."""
     from .text import normalized_text, rejected_chars, target_text
 
     train = split not in EVAL_SPLITS
@@ -161,14 +163,15 @@ def _build(cfg: BuildConfig, progress: Callable[[float, float], None] | None) ->
     for name, src in sources.items():
         drops += src.archive_drops()
         info[name] = {"release": src.release(), "count_check": src.count_check(),
-                      "speaker_split": getattr(src, "speaker_split", lambda: None)()}
+                      "speaker_split": getattr(src, "speaker_split", lambda: None)(),
+                      "unlabelled": bool(getattr(src, "unlabelled", False))}
         for split, c in info[name]["count_check"].items():
             if c["expected"] != c["read"]:
                 log.warning("%s %s: read %d rows, the release lists %d", name, split, c["read"],
                             c["expected"])
     manifest = _manifest(cfg, sources, info, refs, results, shard_index, drops, leaks, settings)
     manifest["warnings"] = _no_eval_warnings(manifest, cfg)
-    _write_leakage(store, leaks)
+    write_leakage(store, leaks)
     store.write_bytes("manifest.json",
                       json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True).encode())
     return manifest
@@ -213,6 +216,8 @@ def _manifest(cfg, sources, info, parts, results, shard_index, drops, leaks, set
         }
         if info[name]["speaker_split"] is not None:  # rows and speakers it put in each split
             out_sources[name]["speaker_split"] = info[name]["speaker_split"]
+        if info[name]["unlabelled"]:  # no transcripts (local.py); absent for labelled sources
+            out_sources[name]["unlabelled"] = True
     return {
         "format": "sweaug-corpus/1", "sweaug_version": __version__,
         "normalizer_version": settings.normalizer,
@@ -247,7 +252,9 @@ def _no_eval_warnings(manifest: dict, cfg: BuildConfig) -> list[str]:
     return out
 
 
-def _write_leakage(store, leaks: list[dict]) -> None:
+def write_leakage(store, leaks: list[dict]) -> None:
+    """``leakage.tsv``: one row per record dropped as a leak (build's, and ``sweaug label``'s
+    pseudo-labels), with the evaluation sample it matched."""
     cols = ["source", "split", "key", "source_id", "reason", "matches", "text"]
     lines = ["\t".join(cols)]
     for row in sorted(leaks, key=lambda r: (r["source"], r["key"])):

@@ -171,6 +171,7 @@ def _run(job: LabelJob, state: Path) -> dict:
     for old in staging_name(state, job, 0).parent.glob(f"{job.index:05d}-*.tar"):
         old.unlink()
     drops: list = []
+    leaks: list = []
     samples = _read(job, drops)
     th, lang = job.thresholds, job.language
     unlabelled = [job.unlabelled or bool(m.get("unlabelled")) or m.get("text_source") == "teacher"
@@ -207,6 +208,10 @@ def _run(job: LabelJob, state: Path) -> dict:
                 if train and out["text_normalized"] in job.eval_sentences:
                     why = ("leak_sentence", f"the teacher's text {rec['text'][:80]!r} is an "
                                             f"evaluation sentence")
+                    leaks.append({"source": meta.get("source", ""), "split": job.split,
+                                  "key": key, "source_id": meta.get("source_id", ""),
+                                  "reason": why[0], "normalized": out["text_normalized"],
+                                  "text": target})
             if why is not None:
                 log.info("%s (%s): dropped: %s: %s", key, job.shard, *why)
                 drops.append({"source": meta.get("source", ""), "split": job.split,
@@ -231,7 +236,7 @@ def _run(job: LabelJob, state: Path) -> dict:
               "inputs": len(samples) + sum(d["reason"] == "corrupt_audio" for d in drops),
               "transcribed": transcribed, "pseudo_labelled": pseudo,
               "teacher_errors": int(sum(errors)), "reference_words": int(sum(words)),
-              "drops": drops}
+              "drops": drops, "leaks": leaks}
     write_record(state, job, result)
     return result
 
@@ -288,7 +293,8 @@ def label_corpus(folder: Path, out: Path, teacher: TeacherSpec | None,
     from .. import __version__
     from ..augment.offline import checked_shards, choose_splits, find_input
     from ..build.jobs import run_jobs
-    from ..build.storage import OutputLock, refuse_overlap
+    from ..build.pipeline import write_leakage
+    from ..build.storage import OutputLock, open_store, refuse_overlap
     from ..files import atomic_write_bytes, sha256_file
 
     if shard_samples < 1 or shard_bytes < 4096:
@@ -297,6 +303,12 @@ def label_corpus(folder: Path, out: Path, teacher: TeacherSpec | None,
     folder, out = Path(folder), Path(out)
     manifest, mpath, source, in_splits = find_input(folder)
     refuse_overlap(out, [("folder", folder), ("manifest", mpath)])
+    if manifest.get("format") == "sweaug-windows/1":
+        # a window's text leaves out its straddling segment, which the teacher hears: every
+        # window would score a tail error that is not one
+        raise SourceError(f"{folder} holds windows: label the sentences "
+                          f"({manifest.get('input', {}).get('folder', 'its input folder')}), then "
+                          f"make windows of the labelled folder")
     chosen = choose_splits(folder, in_splits, splits)
     src = manifest["sources"][source]
     unlabelled_source = bool(src.get("unlabelled"))
@@ -330,7 +342,7 @@ def label_corpus(folder: Path, out: Path, teacher: TeacherSpec | None,
     with OutputLock(out):
         results, _, index = run_jobs(out, jobs, workers, progress, executor=executor,
                                      total=sum(j.weight for j in jobs), groups={""})
-        drops, out_splits = [], {}
+        drops, leaks, out_splits = [], [], {}
         for split in chosen:
             rs = [results[j.name] for j in jobs if j.split == split]
             counts: dict[str, int] = {}
@@ -338,6 +350,7 @@ def label_corpus(folder: Path, out: Path, teacher: TeacherSpec | None,
                 for d in r["drops"]:
                     counts[d["reason"]] = counts.get(d["reason"], 0) + 1
                     drops.append(d)
+                leaks += [{**x, "matches": sentences[x["normalized"]]} for x in r["leaks"]]
             errors = sum(r["teacher_errors"] for r in rs)
             words = sum(r["reference_words"] for r in rs)
             out_splits[split] = {
@@ -369,9 +382,10 @@ def label_corpus(folder: Path, out: Path, teacher: TeacherSpec | None,
                                    "license": src.get("license", ""),
                                    "citation": src.get("citation", ""), "splits": out_splits}},
             "drops": sorted(drops, key=lambda d: (d["split"], d["item"])),
-            "leakage": {"file": "", "count": sum(d["reason"] == "leak_sentence" for d in drops),
+            "leakage": {"file": "leakage.tsv", "count": len(leaks),
                         "evaluation_sentences": len(sentences)},
         }
+        write_leakage(open_store(out), leaks)
         atomic_write_bytes(out / "manifest.json", json.dumps(
             result, ensure_ascii=False, indent=1, sort_keys=True).encode())
     return result

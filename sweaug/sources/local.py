@@ -1,5 +1,6 @@
 """A user's own data: a folder of audio files plus ``metadata.tsv`` / ``.csv`` / ``.jsonl``
-with ``path, text[, speaker][, split]`` (paths relative to the folder).
+with ``path, text[, speaker][, split]`` (paths relative to the folder; without ``text``
+altogether the folder is unlabelled audio, see below).
 
 Rows without a ``split`` column (or value) go to ``train``, or with ``--split-by-speaker`` to
 a seeded speaker-disjoint split (speaker_split.py; rows with a split keep it). ``split`` values
@@ -8,6 +9,14 @@ test -> test; any other value is an ``unknown_split`` drop (counted once, in the
 Paths are normalized relative to the folder before they key anything: ``./audio/a.wav`` and
 ``audio/../audio/a.wav`` are ``audio/a.wav``; the first row naming a file (in file order, in
 any split) is kept, later rows naming the same file are ``duplicate_id`` drops.
+
+Unlabelled audio: metadata with no ``text`` at all (a TSV/CSV header without the column, a
+JSONL file none of whose rows has a ``"text"`` key) makes the whole source unlabelled, so that
+untranscribed audio can be built and then labelled (``sweaug label``). Every row is kept with
+text "" and ``unlabelled`` set: the build skips the text filters and writes ``"unlabelled":
+true`` into each sample and the manifest's source entry, and stages that need transcripts
+refuse the folder. In a labelled file a row with an empty text is still an ``empty_text`` drop,
+and a JSONL row without a ``"text"`` key (where other rows have one) a ``missing_fields`` drop.
 """
 from __future__ import annotations
 
@@ -38,6 +47,7 @@ class LocalFolder(Source):
         super().__init__(opts)
         self._assigned: dict[Group, str] | None = None  # --split-by-speaker, see _assignment
         self._unsplit: Counter = Counter()  # group -> rows without a split
+        self._unlabelled: bool | None = None  # see the unlabelled property
 
     def _folder(self) -> Path:
         if self.opts.path is None:
@@ -63,9 +73,18 @@ class LocalFolder(Source):
                 return root / name
         raise SourceError(f"local: no {' / '.join(METADATA_NAMES)} in {root}")
 
+    @property
+    def unlabelled(self) -> bool:
+        """Whether the metadata has no transcripts at all (see the module docstring); read
+        once, before any row, so that every row of the file is judged the same way."""
+        if self._unlabelled is None:
+            self._unlabelled = not _has_text(self._metadata_file())
+        return self._unlabelled
+
     def _rows(self, meta: Path) -> Iterator[Row | Drop]:
+        need = ("path",) if self.unlabelled else ("path", "text")
         if meta.suffix == ".tsv":
-            yield from read_tsv(meta, self.name, "", required=("path", "text"))
+            yield from read_tsv(meta, self.name, "", required=need)
             return
         raw = meta.read_bytes()
         if meta.suffix == ".csv":
@@ -74,8 +93,8 @@ class LocalFolder(Source):
             except UnicodeDecodeError as e:
                 raise SourceError(f"local: {meta} is not UTF-8: {e}") from None
             reader = csv.DictReader(io.StringIO(text))
-            if not {"path", "text"} <= set(reader.fieldnames or ()):
-                raise SourceError(f"local: {meta} needs columns path,text "
+            if not set(need) <= set(reader.fieldnames or ()):
+                raise SourceError(f"local: {meta} needs columns {','.join(need)} "
                                   f"(has: {','.join(reader.fieldnames or ())})")
             for i, rec in enumerate(reader, start=2):
                 if None in rec.values() or rec.get(None):
@@ -92,8 +111,9 @@ class LocalFolder(Source):
                 yield Drop(self.name, "", f"{meta.name}:{i}", "non_utf8_text"
                            if isinstance(e, UnicodeDecodeError) else "missing_fields", str(e)[:120])
                 continue
-            if not isinstance(rec, dict) or not {"path", "text"} <= set(rec):
-                yield Drop(self.name, "", f"{meta.name}:{i}", "missing_fields", "needs path, text")
+            if not isinstance(rec, dict) or not set(need) <= set(rec):
+                yield Drop(self.name, "", f"{meta.name}:{i}", "missing_fields",
+                           f"needs {', '.join(need)}")
                 continue
             yield Row(i, {k: "" if v is None else str(v) for k, v in rec.items()})
 
@@ -130,6 +150,7 @@ class LocalFolder(Source):
         if not meta.exists():
             raise SourceError(f"local: missing metadata file {meta}")
         real_root = root.resolve()
+        unlabelled = self.unlabelled
         seen: dict[Path, str] = {}  # resolved file -> where it was first named, all splits
         for row in self._rows(meta):
             if isinstance(row, Drop):
@@ -164,6 +185,32 @@ class LocalFolder(Source):
             key = make_key(self.name, source_id)
             yield given, group or group_of("", key), Utterance(
                 key=key, source=self.name, split="",
-                language=self.opts.language, source_id=source_id, text=f["text"],
-                speaker=speaker, gender=f.get("gender", "").strip().lower(),
-                audio=AudioRef(str(audio)), extras=self.extras(path=rel))
+                language=self.opts.language, source_id=source_id,
+                text="" if unlabelled else f["text"], speaker=speaker,
+                gender=f.get("gender", "").strip().lower(), audio=AudioRef(str(audio)),
+                extras=self.extras(path=rel), unlabelled=unlabelled)
+
+
+def _has_text(meta: Path) -> bool:
+    """Whether ``meta`` has transcripts: a TSV/CSV header naming a ``text`` column, a JSONL
+    (any other name) with at least one row that has a ``"text"`` key. A file that cannot be
+    read counts as labelled, so that reading its rows reports the problem as before."""
+    try:
+        if meta.suffix not in (".tsv", ".csv"):
+            for line in meta.read_bytes().split(b"\n"):
+                try:
+                    rec = json.loads(line)
+                except ValueError:  # blank, not JSON or not UTF-8: a drop when read
+                    continue
+                if isinstance(rec, dict) and "text" in rec:
+                    return True
+            return False
+        with open(meta, "rb") as f:
+            first = f.readline().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return True
+    if meta.suffix == ".csv":
+        header = next(csv.reader([first]), [])
+    else:
+        header = first.rstrip("\r\n").split("\t")
+    return "text" in header

@@ -166,6 +166,45 @@ def tiny_whisper(seconds: float = 5.0, d_model: int = 128, layers: int = 2, head
     return model, fe, tok
 
 
+def tiny_teacher(clips: list[tuple], folder: Path, seconds: float = 6.0, steps: int = 260,
+                 seed: int = 0, language: str = "sv") -> Path:
+    """A tiny Whisper (d_model 64, one layer) overfitted on ``clips`` — ``(mono 16 kHz float32
+    audio, transcript)`` pairs — until it writes their transcripts, saved to ``folder`` like any
+    checkpoint (model, feature extractor, tokenizer): the offline stand-in for a real teacher in
+    ``sweaug label``'s tests and benchmark (about 30 s on a CPU for 40 clips)."""
+    import numpy as np
+    import torch
+
+    from .evaluate import label_ids
+    from .features import LogMel
+
+    model, fe, tok = tiny_whisper(seconds=seconds, seed=seed, d_model=64, layers=1, heads=2)
+    logmel = LogMel(fe)
+    x = torch.from_numpy(np.stack([logmel(a) for a, _ in clips]))
+    labels = [label_ids(tok, t, language) for _, t in clips]
+    width = max(map(len, labels)) - 1
+    eot = tok.convert_tokens_to_ids("<|endoftext|>")
+    dec = torch.full((len(labels), width), eot)
+    tgt = torch.full((len(labels), width), -100)
+    for i, l in enumerate(labels):
+        dec[i, :len(l) - 1], tgt[i, :len(l) - 1] = torch.tensor(l[:-1]), torch.tensor(l[1:])
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randperm(len(labels))[:16]
+        logits = model(input_features=x[idx], decoder_input_ids=dec[idx]).logits
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                 tgt[idx].reshape(-1), ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    for part in (model, fe, tok):
+        part.save_pretrained(str(folder))
+    return Path(folder)
+
+
 def load_model(name_or_path: str, **kw):
     """``"tiny-random"`` -> :func:`tiny_whisper` (``kw`` passed on, returns the model only);
     anything else -> ``WhisperForConditionalGeneration.from_pretrained(name_or_path, **kw)``."""

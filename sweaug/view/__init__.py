@@ -1,12 +1,12 @@
 """``sweaug view``: one self-contained HTML page (no server; opens from disk) of a corpus, a
-source folder, an augmented folder or an ablation run folder.
+source folder, an augmented, windows or labelled folder or an ablation run folder.
 
 ``render(path, out)`` detects which of those ``path`` is (:func:`detect`), gathers the page's
-data (corpus.py, augmented.py, run.py), and writes the page from the jinja2 templates in
-``templates/`` (autoescaped: corpus text is untrusted). Plots are matplotlib PNGs and the
-audio FLAC base64 data URIs, both inside the page; ``audio="files"`` writes the FLACs next to
-the page instead (``<page>_audio/``), ``audio="none"`` leaves them out. The same inputs and
-seed give the same bytes.
+data (corpus.py, augmented.py, windows.py, labels.py, run.py), and writes the page from the
+jinja2 templates in ``templates/`` (autoescaped: corpus text is untrusted). Plots are
+matplotlib PNGs and the audio FLAC base64 data URIs, both inside the page; ``audio="files"``
+writes the FLACs next to the page instead (``<page>_audio/``), ``audio="none"`` leaves them out.
+The same inputs and seed give the same bytes.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import AUDIO_MODES, AUGMENTED_FORMAT, CORPUS_FORMAT, WINDOWS_FORMAT, AudioSink, \
-    ViewError
+from .data import AUDIO_MODES, AUGMENTED_FORMAT, CORPUS_FORMAT, LABELLED_FORMAT, \
+    WINDOWS_FORMAT, AudioSink, ViewError
 
 __all__ = ["AUDIO_MODES", "ViewError", "Written", "detect", "render"]
 log = logging.getLogger("sweaug.view")
@@ -25,7 +25,7 @@ log = logging.getLogger("sweaug.view")
 @dataclass(frozen=True)
 class Written:
     path: Path
-    kind: str  # corpus | source | augmented | windows | run
+    kind: str  # corpus | source | augmented | windows | labelled | run
     bytes: int
     audio: int  # <audio> elements with a source
     audio_dir: Path | None  # with audio="files"
@@ -40,8 +40,8 @@ def _format(mpath: Path) -> str | None:
 
 def detect(path: Path) -> tuple[str, Path, str | None]:
     """``(kind, folder, source)``: ``("corpus", root, None)``, ``("source", root, name)``,
-    ``("augmented", folder, None)`` or ``("run", folder, None)``; a :class:`ViewError` saying
-    what ``path`` is not, otherwise."""
+    ``("augmented" | "windows" | "labelled", folder, None)`` or ``("run", folder, None)``; a
+    :class:`ViewError` saying what ``path`` is not, otherwise."""
     from .run import finished_mixes, looks_like_run
 
     path = Path(path)
@@ -57,9 +57,12 @@ def detect(path: Path) -> tuple[str, Path, str | None]:
             return "augmented", path, None
         if fmt == WINDOWS_FORMAT:
             return "windows", path, None
+        if fmt == LABELLED_FORMAT:
+            return "labelled", path, None
         raise ViewError(f"{mpath} has format {fmt!r}: sweaug view shows {CORPUS_FORMAT} "
-                        f"(sweaug build), {AUGMENTED_FORMAT} (sweaug augment) and "
-                        f"{WINDOWS_FORMAT} (sweaug windows) folders")
+                        f"(sweaug build), {AUGMENTED_FORMAT} (sweaug augment), "
+                        f"{WINDOWS_FORMAT} (sweaug windows) and {LABELLED_FORMAT} (sweaug label) "
+                        f"folders")
     parent = path.resolve().parent / "manifest.json"
     if parent.is_file() and _format(parent) == CORPUS_FORMAT:
         sources = json.loads(parent.read_text(encoding="utf-8")).get("sources", {})
@@ -105,7 +108,8 @@ def render(path: Path, out: Path | None = None, *, samples: int = 20, seed: int 
            worst: int = 10, audio: str = "embed", corpus: Path | None = None) -> Written:
     """Write the page of ``path`` to ``out`` (default ``./<folder name>-view.html``).
 
-    ``samples``: rows per split in the sample tables (seeded by ``seed``); ``worst``: worst
+    ``samples``: rows per split in the sample tables (seeded by ``seed``; of a labelled folder:
+    its worst kept samples by the teacher's WER); ``worst``: worst
     utterances per model and evaluation set of a run; ``audio``: embed | files | none;
     ``corpus``: for a run, the corpus it was evaluated on (default: found from the run's
     location); for an augmented folder, the corpus it was augmented from (default: where its
@@ -119,8 +123,8 @@ def render(path: Path, out: Path | None = None, *, samples: int = 20, seed: int 
     out = Path(out) if out is not None else Path(f"{Path(path).resolve().name}-view.html")
     if out.is_dir():
         raise ViewError(f"--out {out} is a folder: give the HTML file to write")
-    if kind in ("corpus", "source", "windows") and corpus is not None:
-        raise ViewError("--corpus is for a run or an augmented folder, not a corpus")
+    if kind in ("corpus", "source", "windows", "labelled") and corpus is not None:
+        raise ViewError(f"--corpus is for a run or an augmented folder, not a {kind} folder")
     sink = AudioSink(audio, out)
     try:
         if kind == "run":
@@ -129,6 +133,9 @@ def render(path: Path, out: Path | None = None, *, samples: int = 20, seed: int 
         elif kind == "windows":
             from .windows import windows_page
             ctx, template = windows_page(folder, samples, seed, sink), "windows.html"
+        elif kind == "labelled":
+            from .labels import labels_page
+            ctx, template = labels_page(folder, samples, sink), "labels.html"
         elif kind == "augmented":
             from .augmented import augmented_page
             ctx, template = augmented_page(folder, samples, seed, sink, corpus), "corpus.html"

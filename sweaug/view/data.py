@@ -15,6 +15,7 @@ from ..records import ConfigError
 CORPUS_FORMAT = "sweaug-corpus/1"
 AUGMENTED_FORMAT = "sweaug-augmented/1"
 WINDOWS_FORMAT = "sweaug-windows/1"  # = sweaug.windows.stage.FORMAT (not imported: light)
+LABELLED_FORMAT = "sweaug-labelled/1"  # = sweaug.label.stage.FORMAT
 AUDIO_MODES = ("embed", "files", "none")
 
 

@@ -232,6 +232,9 @@ def windows_corpus(folder: Path, out: Path, settings: Settings, seed: int,
     manifest, mpath, source, in_splits = find_input(folder)
     if manifest.get("format") == FORMAT:
         raise SourceError(f"{folder} already holds windows ({FORMAT}): give its input folder")
+    if manifest["sources"][source].get("unlabelled"):  # every sample would be a no_text drop
+        from ..build.manifest import unlabelled_message
+        raise SourceError(unlabelled_message(folder))
     refuse_overlap(out, [("folder", folder), ("manifest", mpath)])
     chosen = choose_splits(folder, in_splits, splits)
     files, shared = {s: [] for s in chosen}, False
