@@ -329,7 +329,7 @@ from test_ray import needs_ray, ray_env  # noqa: E402,F401  (the module's local 
 
 
 @needs_ray
-def test_label_on_ray_gives_the_local_bytes(lab, ray_env):
+def test_label_on_ray_gives_the_local_bytes(lab, ray_env):  # noqa: F811 (the fixture)
     e, address = ray_env
     env = dict(lab["env"], **{k: v for k, v in e.items() if k.startswith("RAY")})
     flags = ["--teacher", str(lab["teacher"]), "--max-wer", "0.3", "--shard-samples", "10",
