@@ -45,7 +45,8 @@ The last thing it prints is the JSON it also writes to ``<out>/gpu_check.json``.
 
 Flags: ``--steps N`` ``--model PATH`` ``--out DIR`` ``--corpus DIR`` ``--eval-clips K``
 ``--probe/--no-probe`` ``--probe-max B`` ``--batch B`` ``--grad-accum G``
-``--generation-max-length L`` ``--device auto|cpu|cuda``.
+``--generation-max-length L`` ``--device auto|cpu|cuda`` ``--label/--no-label`` (``sweaug
+label``'s teacher on cv/test, fp16/bf16 on CUDA: ``label.clips_per_s``, its peak memory).
 """
 from __future__ import annotations
 
@@ -104,6 +105,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="training.generation_max_length, with the 4 prompt tokens (default: "
                          "225 on CUDA, the seed's; 16 on CPU)")
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    ap.add_argument("--label", action=argparse.BooleanOptionalAction, default=None,
+                    help="also run `sweaug label`'s teacher path on cv/test (the model as "
+                         "teacher, fp16/bf16 on CUDA): clips/s and memory (default: on on "
+                         "CUDA, off on CPU)")
     a = ap.parse_args(argv)
     for name in ("steps", "eval_clips", "probe_max", "batch", "grad_accum"):
         v = getattr(a, name)
@@ -137,13 +142,13 @@ def settings(a: argparse.Namespace) -> dict:
                                    f"does not import ({type(e).__name__}: {e}); pip install the "
                                    f"gpu extra to measure the seed's optimizer")
         defaults = {"steps": 30, "eval_clips": 8, "probe_max": 128, "batch": 16, "grad_accum": 2,
-                    "generation_max_length": 225, "probe": True}
+                    "generation_max_length": 225, "probe": True, "label": True}
     else:
         s["precision"] = "fp32"
         s["optim"] = "adamw_torch"
         s["optimizer_note"] = "torch AdamW: no CUDA (bitsandbytes' 8-bit AdamW needs it)"
         defaults = {"steps": 3, "eval_clips": 4, "probe_max": 4, "batch": 2, "grad_accum": 1,
-                    "generation_max_length": 16, "probe": False}
+                    "generation_max_length": 16, "probe": False, "label": False}
     for k, v in defaults.items():
         s[k] = getattr(a, k) if getattr(a, k) is not None else v
     s["gradient_checkpointing"] = True
@@ -425,6 +430,43 @@ def dumps(report: dict) -> str:
                                for k, v in report.items()) + "\n}"
 
 
+def label_check(a: argparse.Namespace, corpus: Path, out: Path, echo) -> dict:
+    """``sweaug label``'s teacher on cv/test: ``--model``, else whisper-small's architecture with
+    random weights saved to a folder (a random teacher writes up to its token budget: a lower
+    bound on clips/s). Every clip is transcribed; test samples are never filtered."""
+    import torch
+
+    from sweaug.label.checks import Thresholds
+    from sweaug.label.stage import label_corpus
+    from sweaug.label.teacher import resolve_teacher
+
+    folder = Path(a.model) if a.model else out / "teacher"
+    if not a.model and not (folder / "config.json").exists():
+        from sweaug.train.whisper import tiny_whisper
+
+        for part in tiny_whisper(seconds=30.0, seed=0, **WHISPER_SMALL):
+            part.save_pretrained(str(folder))
+    spec = resolve_teacher(str(folder), device=a.device)
+    labelled = out / "labelled"
+    if labelled.exists():
+        shutil.rmtree(labelled)
+    cuda = spec.device == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    m = label_corpus(corpus / "cv", labelled, spec, Thresholds(max_repeats=0,
+                                                                language_check=False),
+                     splits=("test",))
+    wall = time.perf_counter() - t0
+    split = next(iter(m["sources"].values()))["splits"]["test"]
+    peak = torch.cuda.max_memory_allocated() if cuda else None
+    return {"device": spec.device, "dtype": spec.dtype, "batch_size": spec.batch_size,
+            "clips": split["transcribed"], "kept": split["samples"], "drops": split["drops"],
+            "seconds_with_load": _r(wall, 2),
+            "clips_per_s": _r(split["transcribed"] / wall, 2) if wall > 0 else None,
+            "peak_gpu_memory_gib": gib(peak)}
+
+
 def main(argv=None) -> int:
     a = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never the network
@@ -497,7 +539,7 @@ def main(argv=None) -> int:
         "bitsandbytes": bnb_version,
         "cuda": torch.version.cuda if s["cuda"] else None,
         "corpus": str(corpus), "recipe": str(recipe), "results": str(res_path),
-        "probe": None,
+        "probe": None, "label": None,
     })
     problem = loss_problem(report["losses"])
     if problem:
@@ -509,6 +551,16 @@ def main(argv=None) -> int:
                                 echo)
         echo(f"probe: largest batch that fits: {report['probe']['largest_batch']}; "
              f"{report['probe']['advice']}")
+    if s["label"] and report["ok"]:
+        echo("== label cv/test with the model as teacher (sweaug label's path)")
+        try:
+            report["label"] = label_check(a, corpus, out, echo)
+            echo(f"label: {report['label']['clips_per_s']} clips/s in "
+                 f"{report['label']['dtype']}")
+        except Exception as e:  # the training numbers above still stand: recorded, not lost
+            report["label"] = {"error": f"{type(e).__name__}: {e}"}
+            report["ok"] = False
+            report["error"] = f"the label step failed: {report['label']['error']}"
     text = dumps(report)
     atomic_write_bytes(out / "gpu_check.json", (text + "\n").encode("utf-8"))
     echo(f"== wrote {out / 'gpu_check.json'}")

@@ -57,6 +57,7 @@ def test_gpu_check_cpu_form(tmp_path, env):
         assert j["label_tokens"] > 0 and j["tokens_per_s"] > 0
         assert 0 <= j["loader_wait_fraction"] < 1
         assert j["eval_clips"] == 2 and j["eval_clips_per_s"] > 0
+        assert j["label"] is None  # off on a CPU (test_gpu_check_label_step runs it)
         assert j["eval_max_new_tokens"] == 4
         assert j["peak_gpu_memory_bytes"] is None and j["peak_gpu_memory_gib"] is None
         assert j["peak_rss_bytes"] > 1 << 30  # 241.7 M fp32 parameters with AdamW state
@@ -122,3 +123,21 @@ def test_gpu_check_summary_and_failures(tmp_path):
     assert g.loss_problem([[1, 11.0], [2, 10.0]]) is None
     assert "not finite" in g.loss_problem([[1, 11.0], [2, float("nan")]])
     assert g.loss_problem([])
+
+
+def test_gpu_check_label_step(tmp_path, sample_cv):
+    """The check's `sweaug label` step (on by default on CUDA) on a CPU with a small model
+    folder as teacher: every cv/test clip transcribed, the counts and dtype reported."""
+    import argparse
+
+    from sweaug.train.whisper import tiny_whisper
+
+    g = _gpu_check()
+    teacher = tmp_path / "teacher"
+    for part in tiny_whisper(seconds=6.0, seed=0, d_model=64, layers=1, heads=2):
+        part.save_pretrained(str(teacher))
+    lab = g.label_check(argparse.Namespace(model=str(teacher), device="cpu"), sample_cv,
+                        tmp_path, print)
+    assert (lab["device"], lab["dtype"], lab["clips"]) == ("cpu", "float32", 8)
+    assert lab["kept"] == 8 and lab["drops"] == {}
+    assert lab["clips_per_s"] > 0 and lab["peak_gpu_memory_gib"] is None

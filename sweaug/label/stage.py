@@ -16,8 +16,8 @@ For unlabelled audio (a sample marked ``unlabelled`` — a ``local`` folder buil
 column — or every sample with ``--unlabelled``) the teacher's text becomes the sample's ``text``
 (``text_raw``, ``text``, ``text_normalized`` as ``build`` writes them; ``text_source:
 teacher``) and ``wer``/``cer`` are None (no reference). The thresholds and checks drop training
-samples only: validation and test samples are annotated and kept, as build's filters do, so a
-WER measured on them stays comparable. A pseudo-labelled training text that is an evaluation
+samples only — validation and test samples are annotated and kept, as build's filters do, so a
+WER measured on them stays comparable — except that a pseudo-label is checked in every split. A pseudo-labelled training text that is an evaluation
 sentence (of any source of the input's corpus, or of an ``--eval`` folder) is a
 ``leak_sentence`` drop.
 """
@@ -80,8 +80,9 @@ class LabelJob:
 
 
 def _read(job: LabelJob, drops: list) -> list[tuple[str, dict, object, bytes]]:
-    """``(key, meta, audio, flac bytes)`` of the shard's samples, in order; undecodable audio
-    is a counted ``corrupt_audio`` drop."""
+    """``(key, meta, audio, flac bytes)`` of the shard's samples, in order (audio as int16:
+    half the memory of float32 for a shard held whole); undecodable audio is a counted
+    ``corrupt_audio`` drop."""
     import soundfile as sf
 
     from ..build.shards import iter_samples
@@ -92,7 +93,7 @@ def _read(job: LabelJob, drops: list) -> list[tuple[str, dict, object, bytes]]:
         check_members(job.shard, key, files)
         meta = sample_meta(job.shard, key, files, ("text",))
         try:
-            x, sr = sf.read(io.BytesIO(files["flac"]), dtype="float32")
+            x, sr = sf.read(io.BytesIO(files["flac"]), dtype="int16")
             if sr != 16000 or x.ndim != 1:
                 raise ValueError(f"{sr} Hz, shape {x.shape}: expected 16 kHz mono")
         except Exception as e:  # libsndfile raises several types for undecodable bytes
@@ -109,6 +110,8 @@ def _transcribe(spec: TeacherSpec, todo: list[tuple[int, object]]) -> dict[int, 
     """Position -> raw teacher output for ``todo`` (position, audio): longest first, in batches
     of ``spec.batch_size``; a clip over the teacher's window is not transcribed
     (``over_window``: a teacher hearing part of it would write part of a label)."""
+    import numpy as np
+
     from .teacher import Teacher
 
     teacher = Teacher.load(spec)
@@ -123,7 +126,9 @@ def _transcribe(spec: TeacherSpec, todo: list[tuple[int, object]]) -> dict[int, 
     fit.sort(key=lambda p: (-len(p[1]), p[0]))
     for i in range(0, len(fit), spec.batch_size):
         part = fit[i:i + spec.batch_size]
-        for (pos, _), r in zip(part, teacher.transcribe([x for _, x in part])):
+        # int16 / 32768: the float32 soundfile gives for 16-bit FLAC, exactly
+        clips = [x.astype(np.float32) / 32768.0 for _, x in part]
+        for (pos, _), r in zip(part, teacher.transcribe(clips)):
             out[pos] = {**r, "over_window": False}
     for pos, x in todo:
         out[pos].update(seconds=round(len(x) / 16000, 4), window=window / 16000)
@@ -198,7 +203,10 @@ def _run(job: LabelJob, state: Path) -> dict:
                 scored_refs.append(wer_normalize(refs[pos], lang))
                 scored_hyps.append(wer_normalize(rec["text"], lang))
             train = job.split == "train"
-            why = verdict(th, rec, refs[pos], lang, second.get(pos)) if train else None
+            # evaluation splits keep their references unfiltered; a pseudo-label is checked
+            # everywhere (an empty or looping teacher text is no reference either)
+            why = verdict(th, rec, refs[pos], lang, second.get(pos)) \
+                if train or unlabelled[pos] else None
             out = dict(meta)
             if why is None and unlabelled[pos]:
                 out.pop("unlabelled", None)

@@ -136,7 +136,7 @@ class Teacher:
         kw = load_kwargs(spec.name)
         proc = WhisperProcessor.from_pretrained(spec.name, **kw)
         self.model = WhisperForConditionalGeneration.from_pretrained(
-            spec.name, torch_dtype=getattr(torch, spec.dtype), **kw).to(spec.device).eval()
+            spec.name, dtype=getattr(torch, spec.dtype), **kw).to(spec.device).eval()
         self.tokenizer = proc.tokenizer
         self.logmel = LogMel(proc.feature_extractor)
         ids = check_generation_config(self.model, spec.language, spec.task)
