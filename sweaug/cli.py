@@ -179,18 +179,12 @@ def build(sources, out, language, cv_dir, cv_extra, fleurs_dir, fleurs_revision,
                           ray_address=ray_address, retries=retries,
                           storage_options=parse_storage_options(storage_options),
                           split_by_speaker=split_by_speaker, split_seed=split_seed)
-        bar = None if no_progress else _HoursBar()
-        try:  # run_build refuses an --out overlapping an input and takes the output's lock
-            manifest = run_build(cfg, progress=bar)
-        finally:
-            if bar:
-                bar.close()
+        # run_build refuses an --out overlapping an input and takes the output's lock
+        manifest = _with_bar(no_progress, lambda bar: run_build(cfg, progress=bar))
     except (SourceError, ConfigError) as e:
         _fail(str(e))
-    from .build.manifest import format_table
-    click.echo(format_table(manifest))
     out = out.rstrip("/") or out
-    click.echo(f"\nwrote {out}/manifest.json and {out}/leakage.tsv")
+    _shards_written(manifest, out, files=f"manifest.json and {out}/leakage.tsv")
     for warning in manifest.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
 
@@ -226,6 +220,27 @@ class _HoursBar:
     def close(self):
         if self._bar is not None:
             self._bar.close()
+
+
+def _with_bar(no_progress: bool, run, unit: str = "h", scale: float = 3600):
+    """``run(progress)`` with a progress bar (none with --no-progress), closed however it ends;
+    what ``run`` returns."""
+    bar = None if no_progress else _HoursBar(unit=unit, scale=scale)
+    try:
+        return run(bar)
+    finally:
+        if bar:
+            bar.close()
+
+
+def _shards_written(manifest: dict, out, summary: str = "", files: str = "manifest.json") -> None:
+    """What a shard-writing command prints at the end: the table, its own summary, the files."""
+    from .build.manifest import format_table
+
+    click.echo(format_table(manifest))
+    if summary:
+        click.echo(summary)
+    click.echo(f"\nwrote {out}/{files}")
 
 
 @main.command()
@@ -265,21 +280,14 @@ def augment(folder, recipe, copies, seed, out, splits, noise_dir, rir_dir, worke
     from .bundled import resolve
     try:
         rec = load_recipe(resolve(recipe, "augment"), noise_dir=noise_dir, rir_dir=rir_dir)
-        bar = None if no_progress else _HoursBar(unit="copies", scale=1)
-        try:
-            manifest = augment_corpus(
-                folder, rec, copies, seed, out,
-                splits=tuple(s.strip() for s in splits.split(",")) if splits else None,
-                workers=workers, shard_samples=shard_samples, shard_bytes=shard_mb << 20,
-                cache_dir=cache_dir, progress=bar)
-        finally:
-            if bar:
-                bar.close()
+        manifest = _with_bar(no_progress, lambda bar: augment_corpus(
+            folder, rec, copies, seed, out,
+            splits=tuple(s.strip() for s in splits.split(",")) if splits else None,
+            workers=workers, shard_samples=shard_samples, shard_bytes=shard_mb << 20,
+            cache_dir=cache_dir, progress=bar), unit="copies", scale=1)
     except (RecipeError, SourceError, ConfigError) as e:
         _fail(str(e))
-    from .build.manifest import format_table
-    click.echo(format_table(manifest))
-    click.echo(f"\nwrote {out}/manifest.json")
+    _shards_written(manifest, out)
 
 
 def _gap(value: str) -> tuple[float, float]:
@@ -335,22 +343,14 @@ def windows(folder, out, seconds, seed, splits, workers, speaker_continuity, gap
     try:
         settings = Settings(seconds, speaker_continuity, gap_min, gap_max, timestamp_fraction,
                             prompt_fraction, no_speech_fraction)
-        bar = None if no_progress else _HoursBar(unit="utterances", scale=1)
-        try:
-            manifest = windows_corpus(
-                folder, out, settings, seed,
-                splits=tuple(s.strip() for s in splits.split(",")) if splits else None,
-                workers=workers, no_speech_dir=no_speech_dir, shard_samples=shard_samples,
-                shard_bytes=shard_mb << 20, progress=bar)
-        finally:
-            if bar:
-                bar.close()
+        manifest = _with_bar(no_progress, lambda bar: windows_corpus(
+            folder, out, settings, seed,
+            splits=tuple(s.strip() for s in splits.split(",")) if splits else None,
+            workers=workers, no_speech_dir=no_speech_dir, shard_samples=shard_samples,
+            shard_bytes=shard_mb << 20, progress=bar), unit="utterances", scale=1)
     except (SourceError, ConfigError) as e:
         _fail(str(e))
-    from .build.manifest import format_table
-    click.echo(format_table(manifest))
-    click.echo(format_summary(manifest))
-    click.echo(f"\nwrote {out}/manifest.json")
+    _shards_written(manifest, out, format_summary(manifest))
 
 
 @main.command()
@@ -417,23 +417,15 @@ def label(folder, out, teacher, teacher2, max_wer, max_edge_cer, edge_chars, max
         thresholds = Thresholds(max_wer, max_edge_cer, max_repeats, language_check, edge_chars)
         specs = [resolve_teacher(t, device, dtype, batch_size, language, task) if t else None
                  for t in (teacher, teacher2)]
-        bar = None if no_progress else _HoursBar(unit="clips", scale=1)
-        try:
-            manifest = label_corpus(
-                folder, out, specs[0], thresholds, teacher2=specs[1], unlabelled=unlabelled,
-                splits=tuple(s.strip() for s in splits.split(",")) if splits else None,
-                eval_dirs=tuple(eval_dirs),
-                executor=make_executor(executor, workers, ray_address),
-                shard_samples=shard_samples, shard_bytes=shard_mb << 20, progress=bar)
-        finally:
-            if bar:
-                bar.close()
+        manifest = _with_bar(no_progress, lambda bar: label_corpus(
+            folder, out, specs[0], thresholds, teacher2=specs[1], unlabelled=unlabelled,
+            splits=tuple(s.strip() for s in splits.split(",")) if splits else None,
+            eval_dirs=tuple(eval_dirs), executor=make_executor(executor, workers, ray_address),
+            shard_samples=shard_samples, shard_bytes=shard_mb << 20, progress=bar),
+            unit="clips", scale=1)
     except (SourceError, ConfigError) as e:
         _fail(str(e))
-    from .build.manifest import format_table
-    click.echo(format_table(manifest))
-    click.echo(format_summary(manifest))
-    click.echo(f"\nwrote {out}/manifest.json")
+    _shards_written(manifest, out, format_summary(manifest), f"manifest.json and {out}/leakage.tsv")
 
 
 @main.command()

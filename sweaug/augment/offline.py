@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..build.jobs import ShardJob, check_shard_limits
 from ..records import ConfigError, SourceError
 from .recipe import PATH_PARAMS, Recipe
 
@@ -21,7 +22,7 @@ log = logging.getLogger("sweaug.augment")
 
 
 @dataclass(frozen=True)
-class AugmentJob:
+class AugmentJob(ShardJob):
     shard: str  # input shard path
     sha256: str
     samples: int
@@ -35,10 +36,6 @@ class AugmentJob:
     cache_dir: str
     version: str
     group: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"{self.split}/{self.index:05d}"
 
     @property
     def weight(self) -> float:
@@ -59,12 +56,11 @@ def _run(job: AugmentJob, state: Path) -> dict:
     import soundfile as sf
 
     from ..build.audio import CLIP_LEVEL, encode_flac
-    from ..build.jobs import staging_name, write_record
+    from ..build.jobs import clear_staging, staged, staging_name, write_record
     from ..build.shards import ShardWriter, iter_samples, sample_json
     from .augmenter import AugmentError, Augmenter
 
-    for old in staging_name(state, job, 0).parent.glob(f"{job.index:05d}-*.tar"):
-        old.unlink()
+    clear_staging(state, job)
     aug = Augmenter(job.recipe, job.seed, Path(job.cache_dir))
     writer = ShardWriter(lambda j: staging_name(state, job, j), job.shard_samples, job.shard_bytes)
     drops, seconds, fired, unchanged = [], 0.0, 0, 0
@@ -98,8 +94,7 @@ def _run(job: AugmentJob, state: Path) -> dict:
         writer.abort()
         raise
     result = {"job": job.name, "input": job.input_hash(),
-              "shards": [{"staged": s.path.name, "sha256": s.sha256, "samples": s.samples,
-                          "bytes": s.bytes} for s in shards],
+              "shards": staged(shards),
               "samples": sum(s.samples for s in shards), "seconds": round(seconds, 4),
               "augmented": fired, "unchanged": unchanged, "drops": drops}
     write_record(state, job, result)
@@ -176,14 +171,12 @@ def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Pa
     be inside ``folder``; one run at a time writes it (storage.OutputLock)."""
     if copies < 1:
         raise ConfigError("--copies must be at least 1")
-    if shard_samples < 1 or shard_bytes < 4096:
-        raise ConfigError(f"a shard must hold at least one sample and 4 KiB (got "
-                          f"shard_samples={shard_samples}, shard_bytes={shard_bytes})")
+    check_shard_limits(shard_samples, shard_bytes)
     import os
 
     from .. import __version__
-    from ..build.jobs import run_jobs
-    from ..files import atomic_write_bytes, sha256_file
+    from ..build.jobs import run_jobs, split_results, write_manifest
+    from ..files import sha256_file
     from ..build.storage import OutputLock, refuse_overlap
 
     folder, out = Path(folder), Path(out)
@@ -201,19 +194,15 @@ def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Pa
                                      total=sum(j.weight for j in jobs), groups={""})
         drops, out_splits = [], {}
         for split in chosen:
-            rs = [results[j.name] for j in jobs if j.split == split]
-            counts: dict[str, int] = {}
-            for r in rs:
-                for d in r["drops"]:
-                    counts[d["reason"]] = counts.get(d["reason"], 0) + 1
-                    drops.append(d)
+            rs, counts, split_drops = split_results(results, jobs, split)
+            drops += split_drops
             out_splits[split] = {
                 "samples": sum(r["samples"] for r in rs),
                 "hours": round(sum(r["seconds"] for r in rs) / 3600, 4),
                 "speakers": in_splits[split].get("speakers", 0),
                 "augmented": sum(r["augmented"] for r in rs),
                 "unchanged": sum(r["unchanged"] for r in rs),
-                "drops": dict(sorted(counts.items())), "shards": index.get(split, []),
+                "drops": counts, "shards": index.get(split, []),
             }
         src = manifest["sources"][source]
         result = {
@@ -239,6 +228,5 @@ def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Pa
             "drops": sorted(drops, key=lambda d: (d["split"], d["item"])),
             "leakage": {"file": "", "count": 0},
         }
-        atomic_write_bytes(out / "manifest.json", json.dumps(
-            result, ensure_ascii=False, indent=1, sort_keys=True).encode())
+        write_manifest(out, result)
     return result

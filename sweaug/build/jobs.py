@@ -272,3 +272,58 @@ def _finalize(store, jobs, results, finals, groups) -> dict[str, list[dict]]:
             {f: {"sha256": s["sha256"], "bytes": s["bytes"]} for f, _, s in plan},
             sort_keys=True, indent=0).encode())
     return index
+
+
+class ShardJob:
+    """What a job of one input shard (``augment``, ``windows``, ``label``) shares: its name
+    ``<split>/<index>`` and its weight (the shard's samples); a dataclass with ``split``,
+    ``index`` and ``samples`` fields mixes it in."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}/{self.index:05d}"
+
+    @property
+    def weight(self) -> float:
+        return float(self.samples)
+
+
+def clear_staging(state: Path, job) -> None:
+    """Remove what an earlier attempt of ``job`` staged (a killed or failed run)."""
+    for old in staging_name(state, job, 0).parent.glob(f"{job.index:05d}-*.tar"):
+        old.unlink()
+
+
+def staged(shards) -> list[dict]:
+    """A job record's ``shards``: the staged name, sha256, samples and bytes of each."""
+    return [{"staged": s.path.name, "sha256": s.sha256, "samples": s.samples, "bytes": s.bytes}
+            for s in shards]
+
+
+def split_results(results: dict, jobs, split: str) -> tuple[list[dict], dict[str, int], list]:
+    """(the records of ``split``'s jobs in job order, their drops counted by reason, the drops)."""
+    rs = [results[j.name] for j in jobs if j.split == split]
+    counts: dict[str, int] = {}
+    drops = []
+    for r in rs:
+        for d in r["drops"]:
+            counts[d["reason"]] = counts.get(d["reason"], 0) + 1
+            drops.append(d)
+    return rs, dict(sorted(counts.items())), drops
+
+
+def check_shard_limits(shard_samples: int, shard_bytes: int) -> None:
+    """Refuse, before any job, output shards that could hold nothing."""
+    if shard_samples < 1 or shard_bytes < 4096:
+        from ..records import ConfigError
+
+        raise ConfigError(f"a shard must hold at least one sample and 4 KiB (got "
+                          f"shard_samples={shard_samples}, shard_bytes={shard_bytes})")
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    """``<out>/manifest.json`` of a per-shard stage, atomically (sorted keys, one indent)."""
+    from ..files import atomic_write_bytes
+
+    atomic_write_bytes(Path(out) / "manifest.json", json.dumps(
+        manifest, ensure_ascii=False, indent=1, sort_keys=True).encode())

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..build.jobs import ShardJob, check_shard_limits
 from ..records import ConfigError, SourceError
 from .checks import REASONS, Thresholds, agreement, longest_run, scores, verdict
 from .teacher import TeacherSpec
@@ -41,7 +42,7 @@ READ_REASONS = ("corrupt_audio",)
 
 
 @dataclass(frozen=True)
-class LabelJob:
+class LabelJob(ShardJob):
     shard: str
     sha256: str
     samples: int
@@ -60,14 +61,6 @@ class LabelJob:
     shard_bytes: int
     version: str
     group: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"{self.split}/{self.index:05d}"
-
-    @property
-    def weight(self) -> float:
-        return float(self.samples)
 
     def input_hash(self) -> str:
         return hashlib.sha256(json.dumps(
@@ -168,13 +161,12 @@ def _teacher_records(spec: TeacherSpec | None, settings: str, name: str, field: 
 
 
 def _run(job: LabelJob, state: Path) -> dict:
-    from ..build.jobs import staging_name, write_record
+    from ..build.jobs import clear_staging, staged, staging_name, write_record
     from ..build.shards import ShardWriter, sample_json
     from ..build.text import normalized_text, target_text
     from ..train.evaluate import wer_normalize, wer_stats
 
-    for old in staging_name(state, job, 0).parent.glob(f"{job.index:05d}-*.tar"):
-        old.unlink()
+    clear_staging(state, job)
     drops: list = []
     leaks: list = []
     samples = _read(job, drops)
@@ -238,8 +230,7 @@ def _run(job: LabelJob, state: Path) -> dict:
         raise
     errors, words = wer_stats(scored_refs, scored_hyps)
     result = {"job": job.name, "input": job.input_hash(),
-              "shards": [{"staged": s.path.name, "sha256": s.sha256, "samples": s.samples,
-                          "bytes": s.bytes} for s in shards],
+              "shards": staged(shards),
               "samples": kept, "seconds": round(seconds, 4),
               "inputs": len(samples) + sum(d["reason"] == "corrupt_audio" for d in drops),
               "transcribed": transcribed, "pseudo_labelled": pseudo,
@@ -300,14 +291,12 @@ def label_corpus(folder: Path, out: Path, teacher: TeacherSpec | None,
 
     from .. import __version__
     from ..augment.offline import checked_shards, choose_splits, find_input
-    from ..build.jobs import run_jobs
+    from ..build.jobs import run_jobs, split_results, write_manifest
     from ..build.pipeline import write_leakage
     from ..build.storage import OutputLock, open_store, refuse_overlap
-    from ..files import atomic_write_bytes, sha256_file
+    from ..files import sha256_file
 
-    if shard_samples < 1 or shard_bytes < 4096:
-        raise ConfigError(f"a shard must hold at least one sample and 4 KiB (got "
-                          f"shard_samples={shard_samples}, shard_bytes={shard_bytes})")
+    check_shard_limits(shard_samples, shard_bytes)
     folder, out = Path(folder), Path(out)
     manifest, mpath, source, in_splits = find_input(folder)
     refuse_overlap(out, [("folder", folder), ("manifest", mpath)])
@@ -352,13 +341,10 @@ def label_corpus(folder: Path, out: Path, teacher: TeacherSpec | None,
                                      total=sum(j.weight for j in jobs), groups={""})
         drops, leaks, out_splits = [], [], {}
         for split in chosen:
-            rs = [results[j.name] for j in jobs if j.split == split]
-            counts: dict[str, int] = {}
-            for r in rs:
-                for d in r["drops"]:
-                    counts[d["reason"]] = counts.get(d["reason"], 0) + 1
-                    drops.append(d)
-                leaks += [{**x, "matches": sentences[x["normalized"]]} for x in r["leaks"]]
+            rs, counts, split_drops = split_results(results, jobs, split)
+            drops += split_drops
+            leaks += [{**x, "matches": sentences[x["normalized"]]} for r in rs
+                      for x in r["leaks"]]
             errors = sum(r["teacher_errors"] for r in rs)
             words = sum(r["reference_words"] for r in rs)
             out_splits[split] = {
@@ -370,7 +356,7 @@ def label_corpus(folder: Path, out: Path, teacher: TeacherSpec | None,
                 "pseudo_labelled": sum(r["pseudo_labelled"] for r in rs),
                 # the teacher against the existing transcripts, before any filter
                 "teacher_wer": round(errors / words, 6) if words else None,
-                "drops": dict(sorted(counts.items())), "shards": index.get(split, []),
+                "drops": counts, "shards": index.get(split, []),
             }
         kind = f"labelled by {name}" if teacher is not None else f"filtered ({name}'s labels)"
         result = {
@@ -394,8 +380,7 @@ def label_corpus(folder: Path, out: Path, teacher: TeacherSpec | None,
                         "evaluation_sentences": len(sentences)},
         }
         write_leakage(open_store(out), leaks)
-        atomic_write_bytes(out / "manifest.json", json.dumps(
-            result, ensure_ascii=False, indent=1, sort_keys=True).encode())
+        write_manifest(out, result)
     return result
 
 

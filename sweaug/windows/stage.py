@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..build.jobs import ShardJob, check_shard_limits
 from ..records import ConfigError, SourceError
 from .plan import SPLIT_IDS, Settings
 
@@ -34,7 +35,7 @@ DROP_REASONS = ("corrupt_audio", "no_text", "silent", "over_window")
 
 
 @dataclass(frozen=True)
-class WindowsJob:
+class WindowsJob(ShardJob):
     shard: str
     sha256: str
     samples: int
@@ -49,14 +50,6 @@ class WindowsJob:
     shard_bytes: int
     version: str
     group: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"{self.split}/{self.index:05d}"
-
-    @property
-    def weight(self) -> float:
-        return float(self.samples)
 
     def input_hash(self) -> str:
         return hashlib.sha256(json.dumps(
@@ -130,13 +123,12 @@ def _run(job: WindowsJob, state: Path) -> dict:
     import numpy as np
 
     from ..build.audio import encode_pcm16
-    from ..build.jobs import staging_name, write_record
+    from ..build.jobs import clear_staging, staged, staging_name, write_record
     from ..build.shards import ShardWriter, sample_json
     from . import nospeech
     from .plan import plan_windows, segments, target
 
-    for old in staging_name(state, job, 0).parent.glob(f"{job.index:05d}-*.tar"):
-        old.unlink()
+    clear_staging(state, job)
     drops: list = []
     utts, audio, metas = _read(job, drops)
     by_index = {u.index: u for u in utts}
@@ -199,8 +191,7 @@ def _run(job: WindowsJob, state: Path) -> dict:
         writer.abort()
         raise
     result = {"job": job.name, "input": job.input_hash(),
-              "shards": [{"staged": s.path.name, "sha256": s.sha256, "samples": s.samples,
-                          "bytes": s.bytes} for s in shards],
+              "shards": staged(shards),
               "samples": sum(s.samples for s in shards), "seconds": round(seconds, 4),
               "speech_seconds": round(speech, 4), "trimmed_seconds": round(trimmed, 4),
               "inputs": len(utts) + len(drops), **stats, "drops": drops}
@@ -219,15 +210,13 @@ def windows_corpus(folder: Path, out: Path, settings: Settings, seed: int,
 
     from .. import __version__
     from ..augment.offline import checked_shards, choose_splits, find_input
-    from ..build.jobs import run_jobs
+    from ..build.jobs import run_jobs, split_results, write_manifest
     from ..build.storage import OutputLock, refuse_overlap
     from ..augment.recipe import SAMPLE_DIR
-    from ..files import atomic_write_bytes, sha256_file
+    from ..files import sha256_file
     from .nospeech import no_speech_files
 
-    if shard_samples < 1 or shard_bytes < 4096:
-        raise ConfigError(f"a shard must hold at least one sample and 4 KiB (got "
-                          f"shard_samples={shard_samples}, shard_bytes={shard_bytes})")
+    check_shard_limits(shard_samples, shard_bytes)
     folder, out = Path(folder), Path(out)
     manifest, mpath, source, in_splits = find_input(folder)
     if manifest.get("format") == FORMAT:
@@ -261,12 +250,8 @@ def windows_corpus(folder: Path, out: Path, settings: Settings, seed: int,
                                      total=sum(j.weight for j in jobs), groups={""})
         drops, out_splits = [], {}
         for split in chosen:
-            rs = [results[j.name] for j in jobs if j.split == split]
-            counts: dict[str, int] = {}
-            for r in rs:
-                for d in r["drops"]:
-                    counts[d["reason"]] = counts.get(d["reason"], 0) + 1
-                    drops.append(d)
+            rs, counts, split_drops = split_results(results, jobs, split)
+            drops += split_drops
             tot = {k: sum(r[k] for r in rs) for k in (
                 "samples", "seconds", "speech_seconds", "trimmed_seconds", "inputs", "windows",
                 "no_speech", "timestamped", "prompted", "straddling", "utterances",
@@ -285,7 +270,7 @@ def windows_corpus(folder: Path, out: Path, settings: Settings, seed: int,
                 "same_speaker_share": round(tot["same_speaker"] / tot["transitions"], 4)
                 if tot["transitions"] else 0.0,
                 "trimmed_hours": round(tot["trimmed_seconds"] / 3600, 4),
-                "drops": dict(sorted(counts.items())), "shards": index.get(split, []),
+                "drops": counts, "shards": index.get(split, []),
             }
         src = manifest["sources"][source]
         result = {
@@ -307,8 +292,7 @@ def windows_corpus(folder: Path, out: Path, settings: Settings, seed: int,
             "drops": sorted(drops, key=lambda d: (d["split"], d["item"])),
             "leakage": {"file": "", "count": 0},
         }
-        atomic_write_bytes(out / "manifest.json", json.dumps(
-            result, ensure_ascii=False, indent=1, sort_keys=True).encode())
+        write_manifest(out, result)
     return result
 
 
