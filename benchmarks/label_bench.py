@@ -114,6 +114,10 @@ def main() -> None:
           f"{seconds / best['one']:.1f} audio-s/s")
     print(f"   ratio batched / baseline: {best['one'] / best['batched']:.2f}x")
     out = work / "labelled"
+    if out.exists():  # an earlier run's shards would be reused (resume), not measured
+        import shutil
+
+        shutil.rmtree(out)
     t0 = time.perf_counter()
     m = label_corpus(corpus / "cv", out, spec, Thresholds(max_wer=0.1))
     wall = time.perf_counter() - t0

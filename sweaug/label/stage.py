@@ -344,7 +344,7 @@ def label_corpus(folder: Path, out: Path, teacher: TeacherSpec | None,
             rs, counts, split_drops = split_results(results, jobs, split)
             drops += split_drops
             leaks += [{**x, "matches": sentences[x["normalized"]]} for r in rs
-                      for x in r["leaks"]]
+                      for x in r.get("leaks", ())]
             errors = sum(r["teacher_errors"] for r in rs)
             words = sum(r["reference_words"] for r in rs)
             out_splits[split] = {
