@@ -370,7 +370,9 @@ def windows(folder, out, seconds, seed, splits, workers, speaker_continuity, gap
 @click.option("--max-repeats", type=int, default=4, show_default=True, metavar="R",
               help="Drop a teacher text with one n-gram R times in a row (0: no check).")
 @click.option("--language-check/--no-language-check", default=True, show_default=True,
-              help="Drop samples whose detected language (the teacher's) is another one.")
+              help="Drop samples the teacher detects as another language.")
+@click.option("--min-language-prob", type=float, default=0.5, show_default=True, metavar="P",
+              help="... when its detected language has at least probability P (0: always).")
 @click.option("--unlabelled", is_flag=True, help="Treat every sample as unlabelled: the "
               "teacher's text becomes its text (automatic for a local folder built without text).")
 @click.option("--language", default="sv", show_default=True, help="Language forced on the teacher.")
@@ -398,7 +400,7 @@ def windows(folder, out, seconds, seed, splits, workers, speaker_continuity, gap
               help="Max MiB per output shard.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def label(folder, out, teacher, teacher2, max_wer, max_edge_cer, edge_chars, max_repeats,
-          language_check, unlabelled, language, task, device, dtype, batch_size, splits,
+          language_check, min_language_prob, unlabelled, language, task, device, dtype, batch_size, splits,
           eval_dirs, workers, executor, ray_address, shard_samples, shard_mb, no_progress):
     """Transcribe a shard folder with a Whisper teacher: scores against the transcripts, weak
     labels filtered (counted by reason), unlabelled audio pseudo-labelled."""
@@ -414,7 +416,8 @@ def label(folder, out, teacher, teacher2, max_wer, max_edge_cer, edge_chars, max
         from .label.stage import format_summary, label_corpus
         from .label.teacher import resolve_teacher
 
-        thresholds = Thresholds(max_wer, max_edge_cer, max_repeats, language_check, edge_chars)
+        thresholds = Thresholds(max_wer, max_edge_cer, max_repeats, language_check, edge_chars,
+                                min_language_prob)
         specs = [resolve_teacher(t, device, dtype, batch_size, language, task) if t else None
                  for t in (teacher, teacher2)]
         manifest = _with_bar(no_progress, lambda bar: label_corpus(

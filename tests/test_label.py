@@ -202,16 +202,27 @@ def test_random_teacher_hallucinations_are_counted_drops(lab):
     sweaug(env, "label", lab["corpus"], "--teacher", lab["random"], "--out", on, "--no-progress")
     from sweaug.train.evaluate import wer_normalize
 
-    want: dict[str, int] = {}
-    for t in recs:
-        empty = not wer_normalize(t["text"]).split()
-        why = ("teacher_empty" if empty else "teacher_repetitive"
-               if t["repeats"] >= 4 or t["capped"] else "teacher_language"
-               if t["language"] != "sv" else None)
-        if why:
-            want[why] = want.get(why, 0) + 1
+    def expected(repeats: bool, min_prob: float) -> dict[str, int]:
+        want: dict[str, int] = {}
+        for t in recs:
+            empty = not wer_normalize(t["text"]).split()
+            why = ("teacher_empty" if empty else "teacher_repetitive"
+                   if repeats and (t["repeats"] >= 4 or t["capped"]) else "teacher_language"
+                   if t["language"] != "sv" and t["language_prob"] >= min_prob else None)
+            if why:
+                want[why] = want.get(why, 0) + 1
+        return want
+
+    want = expected(True, 0.5)
     assert _split(on)["drops"] == want and sum(want.values()) >= lab["n"] - 2
     assert any(r["capped"] or r["repeats"] >= 4 for r in recs)
+    # a random model is never sure of a language (p ~ 1/100): only with P = 0 does it count
+    assert max(r["language_prob"] for r in recs) < 0.5
+    lang = lab["base"] / "random-lang"
+    sweaug(env, "label", lab["corpus"], "--teacher", lab["random"], "--out", lang,
+           "--max-repeats", "0", "--min-language-prob", "0", "--no-progress")
+    want = expected(False, 0.0)
+    assert _split(lang)["drops"] == want and want.get("teacher_language", 0) >= 1
 
 
 def test_unlabelled_pseudo_labels_agreement_and_leakage(lab):
@@ -370,3 +381,19 @@ def test_an_unlabelled_local_folder_is_pseudo_labelled_and_then_trainable(lab, t
     sweaug(env, "ablate", recipe, "--corpus", out.parent, "--out", tmp_path / "r")
     res = json.loads((tmp_path / "r" / "u" / "u" / "results.json").read_text())
     assert res["train"]["steps"] == 4
+
+
+def test_language_check_keeps_what_whisper_hesitates_over():
+    from sweaug.label.checks import Thresholds, verdict
+
+    rec = {"text": "Vi gick vilse i skogen.", "wer": 0.0, "cer": 0.0, "head_cer": 0.0,
+           "tail_cer": 0.0, "repeats": 1, "capped": 0, "over_window": False}
+    ref = "Vi gick vilse i skogen."
+    t = Thresholds(max_wer=0.1)
+    assert verdict(t, {**rec, "language": "no", "language_prob": 0.4}, ref, "sv") is None
+    assert verdict(t, {**rec, "language": "no", "language_prob": 0.6}, ref, "sv")[0] == \
+        "teacher_language"
+    assert verdict(Thresholds(language_check=False),
+                   {**rec, "language": "en", "language_prob": 0.99}, ref, "sv") is None
+    with pytest.raises(Exception, match="min-language-prob"):
+        Thresholds(min_language_prob=1.5)

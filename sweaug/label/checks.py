@@ -18,7 +18,9 @@ Drop reasons, in the order they are checked (the first that applies is counted):
   a row, or the transcript ran into the token budget: the hallucination signature of a looping
   decoder (a reference that repeats itself as much makes it no drop);
 * ``teacher_language`` — Whisper's language detection, on the same encoder pass, puts another
-  language first;
+  language first with probability at least ``min_language_prob`` (default 0.5: Swedish audio that
+  Whisper hesitates over between Swedish, Norwegian and Danish is kept; audio it is sure is
+  another language is not);
 * ``teacher_wer`` / ``teacher_edge_cer`` — over ``--max-wer`` / ``--max-edge-cer``;
 * ``teacher_disagreement`` — unlabelled audio with a second teacher: the two transcripts differ by
   more than ``--max-wer`` (WER of the second against the first);
@@ -89,6 +91,7 @@ class Thresholds:
     max_repeats: int = 4  # 0: no repetition check
     language_check: bool = True
     edge_chars: int = 10
+    min_language_prob: float = 0.5
 
     def __post_init__(self):
         for name in ("max_wer", "max_edge_cer"):
@@ -99,6 +102,9 @@ class Thresholds:
         if self.max_repeats < 0 or self.max_repeats == 1:
             raise ConfigError(f"--max-repeats must be 0 (off) or at least 2, got "
                               f"{self.max_repeats}")
+        if not 0 <= self.min_language_prob <= 1:
+            raise ConfigError(f"--min-language-prob must be within 0..1, got "
+                              f"{self.min_language_prob}")
         if self.edge_chars < 1:
             raise ConfigError(f"--edge-chars must be at least 1, got {self.edge_chars}")
 
@@ -127,7 +133,8 @@ def verdict(t: Thresholds, teacher: dict, reference: str, language: str,
         if teacher.get("capped"):
             return "teacher_repetitive", (f"ran into the {teacher['capped']}-token budget: "
                                           f"{teacher['text'][-80:]!r}")
-    if t.language_check and teacher.get("language") not in (None, language):
+    if t.language_check and teacher.get("language") not in (None, language) \
+            and teacher["language_prob"] >= t.min_language_prob:
         return "teacher_language", (f"detected {teacher['language']} "
                                     f"(p={teacher['language_prob']:.2f}), not {language}")
     if reference:
