@@ -397,3 +397,27 @@ def test_language_check_keeps_what_whisper_hesitates_over():
                    {**rec, "language": "en", "language_prob": 0.99}, ref, "sv") is None
     with pytest.raises(Exception, match="min-language-prob"):
         Thresholds(min_language_prob=1.5)
+
+
+def test_teacher_and_teacher2_stay_loaded_across_shards(monkeypatch):
+    """Each shard job runs the teacher, then the second teacher: both stay in memory (a large
+    model loaded again per shard would cost more than the shard); a third evicts the oldest."""
+    from sweaug.label.teacher import Teacher
+
+    made = []
+    monkeypatch.setattr(Teacher, "_loaded", {})
+    monkeypatch.setattr(Teacher, "__init__", lambda self, spec: made.append(spec.sha256))
+
+    class Spec:
+        def __init__(self, sha):
+            self.sha256 = sha
+
+    a, b, c = Spec("a"), Spec("b"), Spec("c")
+    for _ in range(3):  # three shards, two teachers each
+        Teacher.load(a)
+        Teacher.load(b)
+    assert made == ["a", "b"]
+    Teacher.load(c)
+    Teacher.load(b)
+    Teacher.load(a)
+    assert made == ["a", "b", "c", "a"]

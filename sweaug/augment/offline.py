@@ -175,8 +175,7 @@ def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Pa
     import os
 
     from .. import __version__
-    from ..build.jobs import run_jobs, split_results, write_manifest
-    from ..files import sha256_file
+    from ..build.jobs import derived_manifest, run_jobs, split_results, write_manifest
     from ..build.storage import OutputLock, refuse_overlap
 
     folder, out = Path(folder), Path(out)
@@ -204,29 +203,17 @@ def augment_corpus(folder: Path, recipe: Recipe, copies: int, seed: int, out: Pa
                 "unchanged": sum(r["unchanged"] for r in rs),
                 "drops": counts, "shards": index.get(split, []),
             }
-        src = manifest["sources"][source]
-        result = {
-            "format": "sweaug-augmented/1", "sweaug_version": __version__,
-            "normalizer_version": manifest.get("normalizer_version", ""),
-            "input": {"folder": os.path.relpath(folder, out), "source": source,
-                      "manifest": os.path.relpath(mpath, out),
-                      "manifest_sha256": sha256_file(mpath)},
-            "augment": {"recipe": recipe.name, "recipe_file": recipe.path,
-                        "recipe_sha256": recipe.sha256, "seed": int(seed), "copies": copies,
-                        "transforms": [{"name": s.name, "line": s.line,
-                                        "parameters": {k: (Path(v).name if k in PATH_PARAMS
-                                                           else v) for k, v in s.params.items()}}
-                                       for s in recipe.steps]},
-            "sources": {out.name: {"release": f"{source} {src.get('release', '')}, augmented with "
-                                              f"{recipe.name} (seed {seed}, {copies} copies)",
-                                   "language": src.get("language", ""),
-                                   "license": src.get("license", ""),
-                                   "citation": src.get("citation", ""), "splits": out_splits,
-                                   # carried (only when set), so that ablate and windows refuse
-                                   # the augmented copy of an unlabelled folder too
-                                   **({"unlabelled": True} if src.get("unlabelled") else {})}},
-            "drops": sorted(drops, key=lambda d: (d["split"], d["item"])),
-            "leakage": {"file": "", "count": 0},
-        }
+        result = derived_manifest(
+            "sweaug-augmented/1", folder, out, mpath, manifest, source,
+            f"augmented with {recipe.name} (seed {seed}, {copies} copies)", out_splits, drops,
+            # carried (only when set), so that ablate and windows refuse the augmented copy of
+            # an unlabelled folder too
+            carried={"unlabelled": True} if manifest["sources"][source].get("unlabelled") else None,
+            augment={"recipe": recipe.name, "recipe_file": recipe.path,
+                     "recipe_sha256": recipe.sha256, "seed": int(seed), "copies": copies,
+                     "transforms": [{"name": s.name, "line": s.line,
+                                     "parameters": {k: (Path(v).name if k in PATH_PARAMS else v)
+                                                    for k, v in s.params.items()}}
+                                    for s in recipe.steps]})
         write_manifest(out, result)
     return result

@@ -327,3 +327,37 @@ def write_manifest(out: Path, manifest: dict) -> None:
 
     atomic_write_bytes(Path(out) / "manifest.json", json.dumps(
         manifest, ensure_ascii=False, indent=1, sort_keys=True).encode())
+
+
+def derived_manifest(fmt: str, folder: Path, out: Path, mpath: Path, manifest: dict,
+                     source: str, made: str, splits: dict, drops: list,
+                     leakage: dict | None = None, carried: dict | None = None,
+                     **stage) -> dict:
+    """The manifest of a folder a per-shard stage made from ``folder`` (whose manifest
+    ``manifest`` at ``mpath`` lists it as ``source``): the same frame for augment, windows and
+    label — format, versions, where the input is (relative to ``out``, with its manifest's
+    sha256), one source named after ``out`` with the input's licence and citation and
+    ``made`` (how) in its release, the splits, the drops in (split, item) order, the leakage —
+    plus the stage's own ``stage`` entries; ``carried``: keys of the input's source entry that
+    stay true of the output."""
+    import os
+
+    from .. import __version__
+    from ..files import sha256_file
+
+    src = manifest["sources"][source]
+    out = Path(out)
+    return {
+        "format": fmt, "sweaug_version": __version__,
+        "normalizer_version": manifest.get("normalizer_version", ""),
+        "input": {"folder": os.path.relpath(folder, out), "source": source,
+                  "manifest": os.path.relpath(mpath, out), "manifest_sha256": sha256_file(mpath)},
+        **stage,
+        "sources": {out.name: {"release": f"{source} {src.get('release', '')}, {made}",
+                               "language": src.get("language", ""),
+                               "license": src.get("license", ""),
+                               "citation": src.get("citation", ""), "splits": splits,
+                               **(carried or {})}},
+        "drops": sorted(drops, key=lambda d: (d["split"], d["item"])),
+        "leakage": leakage or {"file": "", "count": 0},
+    }

@@ -28,7 +28,16 @@ class LeakageGuard:
         self.register(utt.source, utt.split, utt.key, utt.normalized, utt.speaker)
 
     def register_shards(self, folder: Path) -> int:
-        """Register every sample of the tar shards under ``folder`` (an ``--eval`` set).
+        """Register every sample of the tar shards under ``folder`` (an ``--eval`` set)."""
+        shards = sorted(Path(folder).rglob("*.tar"))
+        if not shards:
+            from ..records import SourceError
+            raise SourceError(f"--eval {folder}: no .tar shards found there")
+        return self.register_shard_files(shards)
+
+    def register_shard_files(self, shards, what: str = "--eval") -> int:
+        """Register every sample of the tar ``shards`` (``what``: where they come from, for
+        the error naming a sample without sweaug JSON).
 
         The sentence is normalized again from the sample's ``text`` with this sweaug's
         normalizer: shards built by another normalizer version store a ``text_normalized``
@@ -36,10 +45,6 @@ class LeakageGuard:
         from .shards import iter_samples
         from .text import normalized_text
 
-        shards = sorted(Path(folder).rglob("*.tar"))
-        if not shards:
-            from ..records import SourceError
-            raise SourceError(f"--eval {folder}: no .tar shards found there")
         n = 0
         for shard in shards:
             for key, files in iter_samples(shard, only=("json",)):
@@ -49,7 +54,7 @@ class LeakageGuard:
                     source, split = meta["source"], meta["split"]
                 except (AttributeError, KeyError, TypeError, ValueError) as e:
                     from ..records import SourceError
-                    raise SourceError(f"--eval {shard}: sample {key!r} has no readable sweaug "
+                    raise SourceError(f"{what} {shard}: sample {key!r} has no readable sweaug "
                                       f"JSON ({type(e).__name__}: {e})") from None
                 self.register(source, split, key, normalized, meta.get("speaker", ""))
                 n += 1

@@ -243,39 +243,27 @@ def _run(job: LabelJob, state: Path) -> dict:
 def _eval_sentences(mpath: Path, manifest: dict, eval_dirs) -> dict[str, str]:
     """Normalized sentence -> where, of every validation/test sample of the input's corpus (every
     source of its manifest, and of the manifests it was made from: an augmented or labelled
-    folder names its input's) and of every ``--eval`` folder."""
+    folder names its input's) and of every ``--eval`` folder: build's leakage guard, registered
+    the way ``build --eval`` registers a set."""
     from ..augment.offline import _read_manifest
     from ..build.leakage import LeakageGuard
-    from ..build.shards import iter_samples
-    from ..build.text import normalized_text
 
-    found: dict[str, str] = {}
+    guard = LeakageGuard()
     seen = set()
     while mpath is not None and mpath.resolve() not in seen:
         seen.add(mpath.resolve())
-        for name, src in manifest.get("sources", {}).items():
-            for split, info in src.get("splits", {}).items():
-                if split == "train":
-                    continue
-                for s in info.get("shards", []):
-                    shard = mpath.parent / s["path"]
-                    if not shard.exists():
-                        continue  # checked where it is read; here only sentences are wanted
-                    for key, files in iter_samples(shard, only=("json",)):
-                        meta = json.loads(files["json"])
-                        norm = meta.get("text_normalized") or normalized_text(
-                            meta.get("text", ""), meta.get("language") or "sv")
-                        if norm:
-                            found.setdefault(norm, f"{name}/{split}/{key}")
+        shards = [mpath.parent / s["path"] for src in manifest.get("sources", {}).values()
+                  for split, info in src.get("splits", {}).items() if split != "train"
+                  for s in info.get("shards", [])]
+        # a missing shard is refused where it is read; here only its sentences are wanted
+        guard.register_shard_files([p for p in shards if p.exists()],
+                                   f"evaluation set of {mpath}:")
         nxt = manifest.get("input", {}).get("manifest")
         mpath = (mpath.parent / nxt) if nxt else None
         manifest = _read_manifest(mpath) if mpath is not None and mpath.exists() else {}
     for d in eval_dirs or ():
-        guard = LeakageGuard()
         guard.register_shards(Path(d))
-        for norm, where in guard.sentences().items():
-            found.setdefault(norm, where)
-    return found
+    return guard.sentences()
 
 
 def label_corpus(folder: Path, out: Path, teacher: TeacherSpec | None,
@@ -287,14 +275,11 @@ def label_corpus(folder: Path, out: Path, teacher: TeacherSpec | None,
     """Label (or, given no ``teacher``, filter again) the samples of ``folder`` — a build's
     source folder, or an augmented, windows or labelled folder — into ``out`` with its own
     manifest; one run at a time writes it."""
-    import os
-
     from .. import __version__
     from ..augment.offline import checked_shards, choose_splits, find_input
-    from ..build.jobs import run_jobs, split_results, write_manifest
+    from ..build.jobs import derived_manifest, run_jobs, split_results, write_manifest
     from ..build.pipeline import write_leakage
     from ..build.storage import OutputLock, open_store, refuse_overlap
-    from ..files import sha256_file
 
     check_shard_limits(shard_samples, shard_bytes)
     folder, out = Path(folder), Path(out)
@@ -359,26 +344,16 @@ def label_corpus(folder: Path, out: Path, teacher: TeacherSpec | None,
                 "drops": counts, "shards": index.get(split, []),
             }
         kind = f"labelled by {name}" if teacher is not None else f"filtered ({name}'s labels)"
-        result = {
-            "format": FORMAT, "sweaug_version": __version__,
-            "normalizer_version": manifest.get("normalizer_version", ""),
-            "input": {"folder": os.path.relpath(folder, out), "source": source,
-                      "manifest": os.path.relpath(mpath, out),
-                      "manifest_sha256": sha256_file(mpath)},
-            "teacher": {"model": name, "settings_sha256": settings,
-                        "settings": teacher.settings() if teacher else before["settings"]},
-            "teacher2": ({"model": teacher2.name, "settings_sha256": teacher2.sha256,
-                          "settings": teacher2.settings()} if teacher2 else None),
-            "filters": {**thresholds.as_dict(), "unlabelled": bool(unlabelled),
-                        "applies_to": "train", "reasons": list(REASONS)},
-            "sources": {out.name: {"release": f"{source} {src.get('release', '')}, {kind}",
-                                   "language": src.get("language", ""),
-                                   "license": src.get("license", ""),
-                                   "citation": src.get("citation", ""), "splits": out_splits}},
-            "drops": sorted(drops, key=lambda d: (d["split"], d["item"])),
-            "leakage": {"file": "leakage.tsv", "count": len(leaks),
-                        "evaluation_sentences": len(sentences)},
-        }
+        result = derived_manifest(
+            FORMAT, folder, out, mpath, manifest, source, kind, out_splits, drops,
+            leakage={"file": "leakage.tsv", "count": len(leaks),
+                     "evaluation_sentences": len(sentences)},
+            teacher={"model": name, "settings_sha256": settings,
+                     "settings": teacher.settings() if teacher else before["settings"]},
+            teacher2=({"model": teacher2.name, "settings_sha256": teacher2.sha256,
+                       "settings": teacher2.settings()} if teacher2 else None),
+            filters={**thresholds.as_dict(), "unlabelled": bool(unlabelled),
+                     "applies_to": "train", "reasons": list(REASONS)})
         write_leakage(open_store(out), leaks)
         write_manifest(out, result)
     return result

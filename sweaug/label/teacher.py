@@ -119,8 +119,8 @@ def resolve_teacher(name: str, device: str = "auto", dtype: str = "auto", batch_
 
 
 class Teacher:
-    """A loaded teacher (:meth:`load` keeps one per process: a job per shard must not load a
-    large model per shard)."""
+    """A loaded teacher (:meth:`load` keeps the last two per process — the teacher and a
+    ``--teacher2`` — so that a job per shard, which runs both, loads neither per shard)."""
 
     _loaded: dict[str, "Teacher"] = {}
 
@@ -154,10 +154,12 @@ class Teacher:
 
     @classmethod
     def load(cls, spec: TeacherSpec) -> "Teacher":
-        t = cls._loaded.get(spec.sha256)
+        t = cls._loaded.pop(spec.sha256, None)
         if t is None:
-            cls._loaded.clear()  # one teacher in memory at a time
-            t = cls._loaded[spec.sha256] = cls(spec)
+            while len(cls._loaded) >= 2:  # at most two in memory: drop the least recently used
+                del cls._loaded[next(iter(cls._loaded))]
+            t = cls(spec)
+        cls._loaded[spec.sha256] = t  # most recently used last
         return t
 
     @property

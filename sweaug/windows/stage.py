@@ -206,11 +206,9 @@ def windows_corpus(folder: Path, out: Path, settings: Settings, seed: int,
                    progress: Callable[[float, float], None] | None = None) -> dict:
     """Write the windows of ``folder`` (a build's source folder or an augmented or windows
     folder) into ``out`` with its own manifest; one run at a time writes it."""
-    import os
-
     from .. import __version__
     from ..augment.offline import checked_shards, choose_splits, find_input
-    from ..build.jobs import run_jobs, split_results, write_manifest
+    from ..build.jobs import derived_manifest, run_jobs, split_results, write_manifest
     from ..build.storage import OutputLock, refuse_overlap
     from ..augment.recipe import SAMPLE_DIR
     from ..files import sha256_file
@@ -272,26 +270,14 @@ def windows_corpus(folder: Path, out: Path, settings: Settings, seed: int,
                 "trimmed_hours": round(tot["trimmed_seconds"] / 3600, 4),
                 "drops": counts, "shards": index.get(split, []),
             }
-        src = manifest["sources"][source]
-        result = {
-            "format": FORMAT, "sweaug_version": __version__,
-            "normalizer_version": manifest.get("normalizer_version", ""),
-            "input": {"folder": os.path.relpath(folder, out), "source": source,
-                      "manifest": os.path.relpath(mpath, out),
-                      "manifest_sha256": sha256_file(mpath)},
-            "windows": {**settings.as_dict(), "seed": int(seed),
-                        "no_speech": {"folder": str(ns_folder) if ns_folder else "",
-                                      "files": {s: [Path(p).name for p in fs]
-                                                for s, fs in files.items()},
-                                      "shared_across_splits": shared}},
-            "sources": {out.name: {"release": f"{source} {src.get('release', '')}, in "
-                                              f"{settings.seconds:g}-s windows (seed {seed})",
-                                   "language": src.get("language", ""),
-                                   "license": src.get("license", ""),
-                                   "citation": src.get("citation", ""), "splits": out_splits}},
-            "drops": sorted(drops, key=lambda d: (d["split"], d["item"])),
-            "leakage": {"file": "", "count": 0},
-        }
+        result = derived_manifest(
+            FORMAT, folder, out, mpath, manifest, source,
+            f"in {settings.seconds:g}-s windows (seed {seed})", out_splits, drops,
+            windows={**settings.as_dict(), "seed": int(seed),
+                     "no_speech": {"folder": str(ns_folder) if ns_folder else "",
+                                   "files": {s: [Path(p).name for p in fs]
+                                             for s, fs in files.items()},
+                                   "shared_across_splits": shared}})
         write_manifest(out, result)
     return result
 
